@@ -1,0 +1,176 @@
+"""Function-scoped fixtures built on the session stack: the ENG5 runner and its factory."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
+from pytest_eng5.runner.results import RunResult
+from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
+from pytest_eng5.summary import record_run
+
+SAMPLE_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/eng5_np_sample"))
+SAMPLE_COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/course"))
+
+
+@dataclass(frozen=True)
+class SampleAssignment:
+    """The assignment the runs use: seeded on the reference stack, given on an external one."""
+
+    assignment_id: str
+    course_id: str
+    grade_scale: str
+    anchors: int
+
+
+class RunnerHandle:
+    """Synchronous face of :class:`Eng5Runner` for test modules; ``aio`` is the async one.
+
+    Every call records the result on the test item (JUnit properties, evidence link) and in
+    the session summary, also when the call raises.
+    """
+
+    def __init__(self, runner: Eng5Runner, record: Callable[[RunResult], None]) -> None:
+        self.aio = runner
+        self._record = record
+
+    @property
+    def settings(self) -> Eng5Settings:
+        return self.aio.settings
+
+    @property
+    def last_result(self) -> RunResult | None:
+        return self.aio.last_result
+
+    def _run(self, name: str) -> RunResult:
+        method = getattr(self.aio, name)
+        try:
+            return asyncio.run(method())  # type: ignore[no-any-return]
+        finally:
+            if self.aio.last_result is not None:
+                self._record(self.aio.last_result)
+
+    def plan(self) -> RunResult:
+        return self._run("plan")
+
+    def dry_run(self) -> RunResult:
+        return self._run("dry_run")
+
+    def execute(self) -> RunResult:
+        return self._run("execute")
+
+    def anchor_align(self) -> RunResult:
+        return self._run("anchor_align")
+
+    def register_anchors(self) -> RunResult:
+        return self._run("register_anchors")
+
+
+def marker_overrides(node: pytest.Item) -> dict[str, Any]:
+    """``eng5_run(**settings)`` markers merged, the closest marker winning."""
+    overrides: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("eng5_run"))):
+        if marker.args:
+            raise pytest.UsageError("eng5_run takes keyword arguments only (setting=value)")
+        unknown = sorted(set(marker.kwargs) - set(OPTIONS_BY_NAME))
+        if unknown:
+            raise pytest.UsageError(
+                f"eng5_run: unknown setting(s) {', '.join(unknown)}; valid: "
+                f"{', '.join(sorted(OPTIONS_BY_NAME))}"
+            )
+        overrides.update(marker.kwargs)
+    return overrides
+
+
+def _hooks(config: pytest.Config) -> RunHooks:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(info: Any) -> None:
+        if reporter is not None:
+            reporter.write_line(
+                f"eng5 {info.batch_uuid[:8]}: {info.comparisons} comparisons received, "
+                f"{info.elapsed:.1f} s"
+            )
+
+    return RunHooks(
+        before_publish=lambda envelope, identity: config.hook.pytest_eng5_before_publish(
+            envelope=envelope, identity=identity
+        ),
+        on_event=lambda event, identity: config.hook.pytest_eng5_event_received(
+            event=event, identity=identity
+        ),
+        on_progress=progress,
+    )
+
+
+@pytest.fixture
+def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Iterator[Any]:
+    """``factory(**settings) -> RunnerHandle`` bound to the session stack.
+
+    Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then
+    ``pytest_eng5_adjust_settings`` hooks, then the factory's keyword arguments.
+    """
+    from pytest_eng5.plugin import get_settings
+
+    config = request.config
+    node = request.node
+
+    def record(result: RunResult) -> None:
+        record_run(config, node, result)
+
+    def factory(**overrides: Any) -> RunnerHandle:
+        settings = get_settings(config)
+        try:
+            settings = settings.merged(**marker_overrides(node))
+            for extra in config.hook.pytest_eng5_adjust_settings(settings=settings, node=node):
+                if extra:
+                    settings = settings.merged(**extra)
+            settings = settings.merged(**overrides)
+        except SettingsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))
+        return RunnerHandle(runner, record)
+
+    yield factory
+
+
+@pytest.fixture
+def eng5_runner(eng5_runner_factory: Callable[..., RunnerHandle]) -> RunnerHandle:
+    """The ENG5 runner configured by the session settings and ``eng5_run`` markers."""
+    return eng5_runner_factory()
+
+
+@pytest.fixture(scope="session")
+def eng5_sample_assignment(eng5_stack: Any, eng5_settings: Eng5Settings) -> SampleAssignment:
+    """The sample assignment with its 12 anchors, seeded once on the reference stack.
+
+    On an external stack nothing is seeded: the assignment comes from the settings.
+    """
+    if not eng5_stack.is_reference:
+        if not eng5_settings.assignment_id or not eng5_settings.course_id:
+            raise ConfigurationError(
+                "on an external stack the runs need an existing assignment",
+                next_step="set --eng5-assignment-id and --eng5-course-id",
+            )
+        return SampleAssignment(
+            eng5_settings.assignment_id, eng5_settings.course_id,
+            eng5_settings.expected_grade_scale or "", -1,
+        )
+    from pytest_eng5.reference.seeding import seed_assignment
+    from pytest_eng5.runner.auth import mint_dev_token
+    from pytest_eng5.sample_data import SAMPLE_ASSETS
+
+    token = mint_dev_token(eng5_stack.env)
+    seeded = asyncio.run(
+        seed_assignment(eng5_stack.cj_url, token, SAMPLE_ASSETS, assignment_id=SAMPLE_ASSIGNMENT_ID)
+    )
+    return SampleAssignment(
+        SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID, seeded.grade_scale, seeded.anchor_count
+    )

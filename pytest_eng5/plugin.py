@@ -1,0 +1,155 @@
+"""pytest glue for pytest-eng5: options, markers, hooks, fixtures, evidence in JUnit.
+
+The logic lives in :mod:`pytest_eng5.runner` and :mod:`pytest_eng5.stack`; this module only
+wires it into pytest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_eng5 import hookspecs
+from pytest_eng5.errors import Eng5Error
+from pytest_eng5.settings import OPTIONS, Eng5Settings, SettingsError, resolve_settings
+
+SETTINGS_KEY = pytest.StashKey[Eng5Settings]()
+RUNS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+
+MARKERS = (
+    "eng5_execute: a real end-to-end ENG5 run on the configured stack (the main job; "
+    "select with -m eng5_execute)",
+    "eng5_scenario(name): an ENG5 acceptance or failure scenario (R1-R7, faults); "
+    "name is the requirement or fault it covers",
+    "eng5_run(*, assets=None, assignment_id=None, max_comparisons=None, batch_label=None, "
+    "batch_uuid=None, expected_grade_scale=None, force_reupload=None, no_kafka=None, "
+    "no_await=None, auto_extract_db=None, completion_timeout=None, "
+    "**other_eng5_settings): configure the eng5_runner fixture for this test, module or "
+    "class; the closest marker wins",
+    "eng5_needs_docker: the test needs a Docker engine (skipped with the reason when none "
+    "answers)",
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("eng5", "ENG5 comparative-judgement runs (pytest-eng5)")
+    for spec in OPTIONS:
+        sources = f"ini {spec.ini_key}" + (f", env {', '.join(spec.env)}" if spec.env else "")
+        default = "" if spec.default is None else f"; default {spec.default}"
+        choices = f" ({'|'.join(spec.choices)})" if spec.choices else ""
+        help_text = f"{spec.help}{choices} [{sources}{default}]"
+        if spec.type == "bool":
+            group.addoption(
+                spec.cli_flag, dest=f"eng5_{spec.name}", action="store_true", default=None,
+                help=help_text,
+            )
+        else:
+            group.addoption(
+                spec.cli_flag, dest=f"eng5_{spec.name}", action="store", default=None,
+                metavar=spec.type.upper(), help=help_text,
+            )
+        parser.addini(spec.ini_key, help=f"{spec.help}{choices}", type="string", default="")
+
+
+def settings_from_config(config: pytest.Config) -> Eng5Settings:
+    """Resolve the eng5 settings of ``config`` (CLI > env > ini > default)."""
+    cli = {spec.name: config.getoption(f"eng5_{spec.name}") for spec in OPTIONS}
+    ini = {spec.name: config.getini(spec.ini_key) for spec in OPTIONS}
+    return resolve_settings(cli, ini, os.environ)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    try:
+        config.stash[SETTINGS_KEY] = settings_from_config(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RUNS_KEY] = []
+
+
+def get_settings(config: pytest.Config) -> Eng5Settings:
+    """The session's resolved settings."""
+    return config.stash[SETTINGS_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return "eng5: settings unresolved"
+    return (
+        f"eng5: stack={settings.stack}, assets={settings.assets.name}, "
+        f"evidence={settings.evidence_dir}"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("eng5_needs_docker") is not None:
+            from pytest_eng5.stack.docker_engine import docker_engine_available
+
+            available, reason = docker_engine_available()
+            if not available:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.excinfo is not None and isinstance(call.excinfo.value, Eng5Error):
+        error = call.excinfo.value
+        item.user_properties.append(("eng5_error_kind", error.kind))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    runs = config.stash.get(RUNS_KEY, [])
+    if not runs:
+        return
+    from pytest_eng5.summary import format_summary_table
+
+    terminalreporter.write_sep("=", "eng5 runs")
+    for line in format_summary_table(runs):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def eng5_settings(pytestconfig: pytest.Config) -> Eng5Settings:
+    """The resolved eng5 settings of this session."""
+    return get_settings(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def eng5_stack(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's stack: Kafka, PostgreSQL and the CJ/Content services (or external ones).
+
+    One stack per xdist worker; every process it starts is stopped at the end.
+    """
+    from pytest_eng5.stack.session import session_stack
+
+    with session_stack(get_settings(pytestconfig), tmp_path_factory) as stack:
+        yield stack
+
+
+from pytest_eng5.fixtures import (  # noqa: E402  (fixtures need the names above)
+    eng5_runner,
+    eng5_runner_factory,
+    eng5_sample_assignment,
+)
+
+__all__ = [
+    "RUNS_KEY",
+    "SETTINGS_KEY",
+    "eng5_runner",
+    "eng5_runner_factory",
+    "eng5_sample_assignment",
+    "eng5_settings",
+    "eng5_stack",
+    "get_settings",
+    "settings_from_config",
+]

@@ -1,0 +1,49 @@
+"""Secret redaction for logs, artefacts and JUnit properties.
+
+Known secrets (tokens, passwords, JWT keys) are registered once; anything that looks like a
+JWT is masked as well, so a token that was never registered still cannot leak.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+MASK = "***REDACTED***"
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+_BEARER_RE = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_MIN_SECRET_LEN = 4
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`redact` masks it everywhere."""
+    if value and len(value) >= _MIN_SECRET_LEN:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with registered secrets, bearer tokens and JWT-like strings masked."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _BEARER_RE.sub(lambda m: m.group(1) + MASK, text)
+    return _JWT_RE.sub(MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that redacts the formatted message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True

@@ -1,0 +1,1 @@
+"""reference layer of pytest-eng5."""

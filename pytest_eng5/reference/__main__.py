@@ -1,0 +1,98 @@
+"""Start a reference service: ``python -m pytest_eng5.reference {content|cj-api|cj-worker} ...``.
+
+The HTTP services are served by uvicorn, log to stdout and apply the schema on start (inside
+the app's lifespan). The JWT secret may come from ``--jwt-secret`` or ``JWT_SECRET_KEY``; it is
+registered for redaction and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+
+from pytest_eng5.redact import RedactingFilter, register_secret
+from pytest_eng5.reference.cj_app import create_cj_app
+from pytest_eng5.reference.content_app import create_content_app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_eng5.reference")
+    sub = parser.add_subparsers(dest="service", required=True)
+
+    def http_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--dsn", required=True, help="PostgreSQL DSN")
+        p.add_argument(
+            "--http-date-timestamps",
+            action="store_true",
+            help="render datetimes as RFC 1123 HTTP-dates, as HuleEdu does on the wire",
+        )
+        p.add_argument("--log-level", default="info")
+
+    http_options(sub.add_parser("content", help="reference Content Service"))
+    cj = sub.add_parser("cj-api", help="reference CJ Assessment Service HTTP API")
+    http_options(cj)
+    cj.add_argument("--content-url", required=True, help="Content Service URL (.../v1/content)")
+    cj.add_argument("--jwt-secret", default=None, help="HS256 key; default: env JWT_SECRET_KEY")
+    sub.add_parser("cj-worker", help="reference CJ worker (options: see its own --help)")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _serve(app: Starlette, args: argparse.Namespace) -> None:
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,  # keep our stdout handler (with redaction)
+        access_log=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "cj-worker":
+        worker = importlib.import_module("pytest_eng5.reference.worker_main")
+        return int(worker.main(argv[1:]) or 0)
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    register_secret(args.dsn)  # may carry a password
+    if args.service == "content":
+        _serve(create_content_app(args.dsn, http_date_timestamps=args.http_date_timestamps), args)
+        return 0
+    secret = args.jwt_secret or os.environ.get("JWT_SECRET_KEY")
+    if not secret:
+        print(
+            "cj-api needs a JWT secret: pass --jwt-secret or set JWT_SECRET_KEY "
+            "(the same key the admin tokens are signed with).",
+            file=sys.stderr,
+        )
+        return 2
+    register_secret(secret)
+    app = create_cj_app(
+        args.dsn, args.content_url, secret, http_date_timestamps=args.http_date_timestamps
+    )
+    _serve(app, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

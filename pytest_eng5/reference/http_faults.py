@@ -1,0 +1,94 @@
+"""ASGI middleware that injects the HTTP faults of a reference service (latency, then 5xx).
+
+The faults live in PostgreSQL (``reference_faults``) and are read on every matching request, so
+a test that sets faults and calls at once sees them. ``http_5xx_count`` is decremented in the
+database in the same statement that decides to fail, so "fail the next N" is exact even with
+concurrent requests or several processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pytest_eng5.reference.db import Pool
+from pytest_eng5.reference.faults import FaultConfig, ServiceName, read_faults
+
+logger = logging.getLogger(__name__)
+
+EXEMPT_PREFIXES = ("/healthz", "/_test/")
+
+_TAKE_ONE_5XX = """
+UPDATE reference_faults
+   SET config = jsonb_set(config, '{http_5xx_count}',
+                          to_jsonb((config->>'http_5xx_count')::int - 1)),
+       updated_at = now()
+ WHERE service = $1 AND (config->>'http_5xx_count')::int > 0
+RETURNING (config->>'http_5xx_count')::int
+"""
+
+
+def is_exempt(path: str) -> bool:
+    """Health and test-only routes never get faults (the harness needs them to work)."""
+    return path == "/healthz" or any(path.startswith(prefix) for prefix in EXEMPT_PREFIXES)
+
+
+class HttpFaultMiddleware:
+    """Apply ``service``'s FaultConfig to HTTP requests whose path matches its prefix.
+
+    ``pool`` returns the service's pool, or ``None`` before start-up (then nothing is injected);
+    ``error_response`` builds the service's normal 500 response for a path.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: ServiceName,
+        pool: Callable[[], Pool | None],
+        error_response: Callable[[str], Response],
+    ) -> None:
+        self.app = app
+        self.service: ServiceName = service
+        self._pool = pool
+        self._error_response = error_response
+        self._rng_seed: int | None = None
+        self._rng = random.Random()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        pool = self._pool()
+        if pool is None:
+            await self.app(scope, receive, send)
+            return
+        faults = await read_faults(pool, self.service)
+        path: str = scope["path"]
+        if not path.startswith(faults.http_path_prefix):
+            await self.app(scope, receive, send)
+            return
+        if faults.http_latency_ms > 0:
+            await asyncio.sleep(faults.http_latency_ms / 1000)  # the injected fault itself
+        if await self._should_fail(pool, faults):
+            logger.info("fault injection: answering 500 for %s %s", scope["method"], path)
+            await self._error_response(path)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _should_fail(self, pool: Pool, faults: FaultConfig) -> bool:
+        if faults.http_5xx_count > 0:
+            remaining = await pool.fetchval(_TAKE_ONE_5XX, self.service)
+            if remaining is not None:
+                return True
+        if faults.http_5xx_rate > 0.0:
+            if self._rng_seed != faults.seed:
+                self._rng_seed = faults.seed
+                self._rng = random.Random(faults.seed)
+            return self._rng.random() < faults.http_5xx_rate
+        return False

@@ -1,0 +1,91 @@
+"""Publish the CJ request with aiokafka; bounded, and loud when it fails."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
+from pytest_eng5.errors import PublishError
+from pytest_eng5.redact import redact
+
+
+@dataclass(frozen=True)
+class PublishedInfo:
+    """Where the broker stored the request."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+async def publish_request(
+    envelope: EventEnvelope,
+    *,
+    producer_kwargs: dict[str, Any],
+    timeout: float,  # noqa: ASYNC109 - public API; the whole publish is bounded by it
+) -> PublishedInfo:
+    """Send ``envelope`` to the request topic, keyed by its ``entity_id``, with ``acks="all"``.
+
+    Idempotence is whatever ``producer_kwargs`` says (on for real Kafka, off for Tansu). When
+    this raises :class:`PublishError` the broker did not acknowledge the request, so treat it as
+    not published (re-running with a fresh ``event_id`` is safe).
+    """
+    kwargs = {**producer_kwargs, "acks": "all"}
+    bootstrap = str(kwargs.get("bootstrap_servers", "localhost:9092"))
+    key = _envelope_key(envelope)
+    producer = AIOKafkaProducer(**kwargs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    metadata: Any = None
+    try:
+        async with asyncio.timeout(timeout):
+            await producer.start()
+            metadata = await producer.send_and_wait(
+                REQUEST_TOPIC, value=envelope.to_bytes(), key=key
+            )
+    except TimeoutError:
+        raise _publish_error(bootstrap, f"no acknowledgement within {timeout:g} s") from None
+    except Exception as exc:  # aiokafka raises many types; all mean "not published"
+        raise _publish_error(bootstrap, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        await _stop_quietly(producer, max(0.5, deadline - loop.time()))
+    return PublishedInfo(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
+
+
+def _envelope_key(envelope: EventEnvelope) -> bytes:
+    data = envelope.data
+    entity_id = getattr(data, "entity_id", None)
+    if entity_id is None and isinstance(data, dict):
+        entity_id = data.get("entity_id")
+    if not entity_id:
+        raise PublishError(
+            "the request envelope has no data.entity_id to use as the Kafka key",
+            next_step="build the request with compose_request(), which sets entity_id to the "
+            "batch uuid",
+        )
+    return str(entity_id).encode("utf-8")
+
+
+def _publish_error(bootstrap: str, reason: str) -> PublishError:
+    hint = ""
+    if "UnknownError" in reason or "InitProducerId" in reason:
+        hint = " If the broker is Tansu, turn producer idempotence off (enable_idempotence=False)."
+    return PublishError(
+        redact(f"could not publish the CJ request to {REQUEST_TOPIC} via {bootstrap}: {reason}"),
+        next_step=redact(
+            f"check the broker is up: is {bootstrap} reachable and the topic {REQUEST_TOPIC} "
+            f"present? The request was not published; re-run when the broker answers.{hint}"
+        ),
+    )
+
+
+async def _stop_quietly(producer: AIOKafkaProducer, limit: float) -> None:
+    try:
+        async with asyncio.timeout(limit):
+            await producer.stop()
+    except Exception:  # stopping a producer that never started may fail; nothing to keep
+        return

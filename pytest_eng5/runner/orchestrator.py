@@ -1,0 +1,580 @@
+"""The ENG5 runner as a strict validating orchestrator (R1-R7), as a plain async library.
+
+Order of every publishing run: settings -> identity -> inventory -> CJ preflight -> R1 capacity
+-> uploads (cached) -> envelope written -> collector positioned -> publish -> await -> artefact
+-> optional R5 extraction -> gates. Every check that can fail does so before anything is
+uploaded or published; every step that was done is kept (upload cache, evidence folder).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_eng5.contracts import (
+    EssayProcessingInputRefV1,
+    EventEnvelope,
+    LLMConfigOverrides,
+)
+from pytest_eng5.errors import ConfigurationError, Eng5Error, ExtractionError, GateError
+from pytest_eng5.redact import register_secret
+from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
+from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.runner.inventory import EssayFile, Inventory, collect_inventory, make_essay_key
+from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
+from pytest_eng5.runner.results import RunResult
+from pytest_eng5.settings import Eng5Settings
+
+DEFAULT_GRADE_SCALE = "eng5_np_legacy_9_step"
+ANCHOR_ALIGN_PREFIX = "student::"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the services are: the stack fixture or the operator provides these."""
+
+    cj_url: str | None
+    content_url: str | None
+    producer_kwargs: Mapping[str, Any]
+    consumer_kwargs: Mapping[str, Any]
+    postgres_dsn: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunHooks:
+    """Callbacks into the host (the pytest plugin adapts its ``pytest_eng5_*`` hooks)."""
+
+    before_publish: Callable[[EventEnvelope, BatchIdentity], None] | None = None
+    on_event: Callable[[Any, BatchIdentity], None] | None = None
+    on_progress: Callable[[Any], None] | None = None
+
+
+def request_essay_id(local_id: str, identity: BatchIdentity, max_length: int = 36) -> str:
+    """Essay id sent to CJ: the local id plus 8 hex of the batch uuid.
+
+    CJ's ``els_essay_id`` is a global primary key, so ids must differ between concurrent
+    batches that send the same files (contracts §G.7); re-attaching keeps them stable.
+    """
+    return f"{make_essay_key(local_id, max_length - 9)}-{identity.batch_uuid.hex[:8]}"
+
+
+class Eng5Runner:
+    """Runs ENG5 batches: ``plan``, ``dry_run``, ``execute``, ``anchor_align``, ``register_anchors``.
+
+    ``last_result`` always holds the result of the latest call, also when it raised.
+    """
+
+    def __init__(
+        self, settings: Eng5Settings, endpoints: Endpoints, hooks: RunHooks | None = None
+    ) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self.hooks = hooks or RunHooks()
+        self.last_result: RunResult | None = None
+        for name in ("HULEEDU_SERVICE_ACCOUNT_TOKEN", "HULEEDU_ADMIN_TOKEN", "JWT_SECRET_KEY"):
+            register_secret(endpoints.env.get(name))
+
+    # ----------------------------------------------------------------- public modes
+
+    async def plan(self) -> RunResult:
+        """Inventory, CJ preflight (when an assignment is set) and R1; nothing is written."""
+        result = self._start("plan")
+        inventory = self._inventory(with_anchors=True)
+        anchors = await self._preflight(result, "plan", anchors_needed=False)
+        self._capacity(result, "plan", anchors if anchors is not None else len(inventory.anchors),
+                       len(inventory.students))
+        result.students = len(inventory.students)
+        return self._finish(result, "planned")
+
+    async def dry_run(self) -> RunResult:
+        """Like :meth:`plan`, plus a schema-valid artefact in the evidence folder."""
+        result = self._start("dry-run")
+        inventory = self._inventory(with_anchors=True)
+        anchors = await self._preflight(result, "dry-run", anchors_needed=False)
+        self._capacity(result, "dry-run",
+                       anchors if anchors is not None else len(inventory.anchors),
+                       len(inventory.students))
+        result.students = len(inventory.students)
+        evidence = self._evidence(result)
+        try:
+            self._write_artefact(result, evidence, inventory, essays={}, collected=None)
+        finally:
+            evidence.close()
+        return self._finish(result, "dry-run")
+
+    async def execute(self) -> RunResult:
+        """A student-only CJ batch against CJ-owned anchors (R4)."""
+        result = self._start("execute")
+        if not self.settings.assignment_id:
+            raise ConfigurationError(
+                "execute needs an assignment id (CJ owns the anchors and the grade scale)",
+                next_step="set --eng5-assignment-id (or ini eng5_assignment_id)",
+            )
+        if not self.settings.course_id:
+            raise ConfigurationError(
+                "execute needs a course id (recorded with the batch)",
+                next_step="set --eng5-course-id (or ini eng5_course_id)",
+            )
+        inventory = self._inventory(with_anchors=False)
+        anchors = await self._preflight(result, "execute", anchors_needed=True)
+        self._capacity(result, "execute", anchors or 0, len(inventory.students))
+        essays = {request_essay_id(e.local_id, result.identity): e for e in inventory.students}
+        result.students = len(essays)
+        return await self._publish_run(result, inventory, essays, self.settings.assignment_id)
+
+    async def anchor_align(self) -> RunResult:
+        """Anchors sent as students in a guest batch; writes the alignment report and plot."""
+        result = self._start("anchor-align-test")
+        scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+        inventory = self._inventory(with_anchors=True, grade_scale=scale)
+        result.grade_scale = scale
+        self._capacity(result, "anchor-align-test", len(inventory.anchors), 0)
+        essays = {
+            ANCHOR_ALIGN_PREFIX + request_essay_id(e.local_id, result.identity, 27): e
+            for e in inventory.anchors
+        }
+        result.anchors_sent = len(essays)
+        return await self._publish_run(result, inventory, essays, None)
+
+    async def register_anchors(self) -> RunResult:
+        """Explicit, opt-in anchor registration for the assignment (never done by execute)."""
+        from pytest_eng5.runner.cj_admin import AnchorFile, register_anchors
+
+        result = self._start("register-anchors")
+        assignment_id = self._require_assignment("register-anchors")
+        async with self._admin_client() as client:
+            info = await self._assignment_info(client, assignment_id, "register-anchors")
+            result.grade_scale = info.grade_scale
+            inventory = self._inventory(with_anchors=True, grade_scale=info.grade_scale)
+            files = [
+                AnchorFile(path=a.path, label=a.path.stem, grade=a.grade or "", text=a.text)
+                for a in inventory.anchors
+            ]
+            if not files:
+                raise ConfigurationError(
+                    f"no anchor essays found in {inventory.root / 'anchor_essays'}",
+                    next_step="put the anchor essays (grade in the file name) there",
+                )
+            report = await register_anchors(
+                client, assignment_id, files,
+                expected_grade_scale=self.settings.expected_grade_scale,
+            )
+        result.registration = report.to_dict()
+        result.anchors_in_cj = report.anchor_count_after
+        return self._finish(result, "registered")
+
+    # ----------------------------------------------------------------- steps
+
+    def _start(self, mode: str) -> RunResult:
+        identity = BatchIdentity.new(self.settings.batch_label, self.settings.batch_uuid)
+        result = RunResult(mode=mode, identity=identity)
+        result.assignment_id = self.settings.assignment_id
+        self.last_result = result
+        return result
+
+    def _finish(self, result: RunResult, outcome: str) -> RunResult:
+        result.outcome = outcome
+        result.stop_clock()
+        return result
+
+    def _inventory(self, *, with_anchors: bool, grade_scale: str | None = None) -> Inventory:
+        return collect_inventory(
+            self.settings.assets,
+            grade_scale=grade_scale or self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE,
+            with_anchors=with_anchors,
+        )
+
+    def _require_assignment(self, mode: str) -> str:
+        if not self.settings.assignment_id:
+            raise ConfigurationError(
+                f"{mode} needs an assignment id", next_step="set --eng5-assignment-id"
+            )
+        return self.settings.assignment_id
+
+    def _admin_client(self) -> Any:
+        from pytest_eng5.runner.auth import resolve_admin_token
+        from pytest_eng5.runner.cj_admin import CJAdminClient
+
+        if not self.endpoints.cj_url:
+            raise ConfigurationError(
+                "no CJ service URL to run the CJ admin preflight against",
+                next_step="set --eng5-cj-url or CJ_SERVICE_URL (or use the embedded stack)",
+            )
+        return CJAdminClient(self.endpoints.cj_url, resolve_admin_token(self.endpoints.env))
+
+    async def _assignment_info(self, client: Any, assignment_id: str, mode: str) -> Any:
+        from pytest_eng5.runner.cj_admin import assignment_preflight
+
+        return await assignment_preflight(
+            client,
+            assignment_id,
+            expected_grade_scale=self.settings.expected_grade_scale,
+            mode=mode,
+            rubric_override=self.settings.rubric_file is not None,
+        )
+
+    async def _preflight(self, result: RunResult, mode: str, *, anchors_needed: bool) -> int | None:
+        """R3 (+R4 for execute): resolve the assignment in CJ; return CJ's anchor count."""
+        from pytest_eng5.runner.cj_admin import anchor_preflight
+
+        if not self.settings.assignment_id:
+            result.grade_scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+            return None
+        async with self._admin_client() as client:
+            info = await self._assignment_info(client, self.settings.assignment_id, mode)
+            result.grade_scale = info.grade_scale
+            result.messages.append(
+                f"assignment {info.assignment_id}: grade_scale={info.grade_scale}, "
+                f"context_origin={info.context_origin}, student prompt "
+                f"{'present' if info.student_prompt_present else 'missing'}"
+            )
+            if not anchors_needed:
+                return None
+            anchors = await anchor_preflight(client, self.settings.assignment_id)
+        result.anchors_in_cj = anchors.anchor_count
+        return int(anchors.anchor_count)
+
+    def _capacity(self, result: RunResult, mode: RunMode, anchors: int, students: int) -> None:
+        report = ensure_comparison_capacity(
+            mode=mode,
+            anchor_count=anchors,
+            student_count=students,
+            max_comparisons=self.settings.max_comparisons,
+        )
+        result.capacity = report
+        if report.warning:
+            result.messages.append("warning: " + report.warning)
+
+    def _evidence(self, result: RunResult) -> Any:
+        from pytest_eng5.runner.evidence import EvidenceFolder
+
+        evidence = EvidenceFolder(self.settings.evidence_dir, result.identity)
+        result.evidence_dir = evidence.folder
+        evidence.log.info(
+            "run started",
+            extra={"mode": result.mode, "batch_uuid": result.batch_uuid,
+                   "batch_label": result.identity.batch_label},
+        )
+        return evidence
+
+    def _llm_overrides(self, mode: str) -> LLMConfigOverrides | None:
+        s = self.settings
+        system_prompt = load_prompt_file(s.system_prompt_file, "system prompt")
+        rubric = load_prompt_file(s.rubric_file, "rubric")
+        if mode == "anchor-align-test" and system_prompt is None:
+            system_prompt = BUILTIN_SYSTEM_PROMPT
+        values = {
+            "provider_override": s.llm_provider,
+            "model_override": s.llm_model,
+            "temperature_override": s.llm_temperature,
+            "max_tokens_override": s.llm_max_tokens,
+            "system_prompt_override": system_prompt,
+            "judge_rubric_override": rubric,
+            "reasoning_effort": s.reasoning_effort,
+            "output_verbosity": s.output_verbosity,
+        }
+        if all(v is None for v in values.values()):
+            return None
+        return LLMConfigOverrides(**values)
+
+    async def _upload(
+        self, result: RunResult, essays: Mapping[str, EssayFile], evidence: Any
+    ) -> dict[str, str]:
+        from pytest_eng5.runner.content import ContentClient
+        from pytest_eng5.runner.upload_cache import UploadCache, UploadItem, upload_with_cache
+
+        if not self.endpoints.content_url:
+            raise ConfigurationError(
+                "no Content Service URL to upload essays to",
+                next_step="set --eng5-content-url or CONTENT_SERVICE_URL",
+            )
+        cache = UploadCache(self.settings.upload_cache_path, self.endpoints.content_url)
+        items = [
+            UploadItem(key_sha256=e.text_sha256, name=e.name, data=e.text.encode())
+            for e in essays.values()
+        ]
+        async with ContentClient(self.endpoints.content_url) as client:
+            outcome = await upload_with_cache(
+                cache, client, items, force_reupload=self.settings.force_reupload
+            )
+        result.uploaded, result.reused = outcome.uploaded, outcome.reused
+        if outcome.ignored_reason:
+            result.messages.append(f"upload cache ignored ({outcome.ignored_reason})")
+        evidence.log.info(
+            "uploads done",
+            extra={"uploaded": outcome.uploaded, "reused": outcome.reused,
+                   "cache": str(self.settings.upload_cache_path)},
+        )
+        return {eid: outcome.storage_ids[e.text_sha256] for eid, e in essays.items()}
+
+    async def _publish_run(
+        self,
+        result: RunResult,
+        inventory: Inventory,
+        essays: dict[str, EssayFile],
+        assignment_id: str | None,
+    ) -> RunResult:
+        from pytest_eng5.runner.collector import BatchCollector
+        from pytest_eng5.runner.envelope import compose_request
+        from pytest_eng5.runner.kafka_io import publish_request
+
+        s = self.settings
+        overrides = self._llm_overrides(result.mode)
+        evidence = self._evidence(result)
+        collected = None
+        try:
+            storage_ids = await self._upload(result, essays, evidence)
+            refs = [
+                EssayProcessingInputRefV1(essay_id=eid, text_storage_id=storage_ids[eid])
+                for eid in essays
+            ]
+            envelope = compose_request(
+                result.identity, refs,
+                language=s.language, course_code=s.course_code, assignment_id=assignment_id,
+                user_id=s.user_id, org_id=s.org_id, llm_overrides=overrides,
+                runner_mode=result.mode, max_comparisons=s.max_comparisons,
+                llm_batching_mode=s.llm_batching_mode,
+            )
+            evidence.write_request(envelope)
+            if self.hooks.before_publish:
+                self.hooks.before_publish(envelope, result.identity)
+            if s.no_kafka:
+                self._write_artefact(result, evidence, inventory, essays, None)
+                return self._finish(result, "not-published")
+            collector = BatchCollector(
+                result.identity,
+                consumer_kwargs=dict(self.endpoints.consumer_kwargs),
+                evidence=evidence,
+                completion_grace=s.completion_grace,
+                on_event=self._on_event(result),
+                progress=self.hooks.on_progress,
+            )
+            async with collector:
+                if s.await_completion:
+                    await collector.prepare()
+                result.outcome = "publish-failed"
+                await publish_request(
+                    envelope, producer_kwargs=dict(self.endpoints.producer_kwargs),
+                    timeout=min(30.0, s.completion_timeout),
+                )
+                result.published = True
+                result.outcome = "published"
+                evidence.log.info("request published", extra={"batch_uuid": result.batch_uuid})
+                if not s.await_completion:
+                    self._write_artefact(result, evidence, inventory, essays, None)
+                    return self._finish(result, "published")
+                try:
+                    collected = await collector.wait(s.completion_timeout)
+                except Eng5Error as exc:
+                    partial = getattr(collector, "collected", None)
+                    result.outcome = "failed" if exc.kind == "batch-failed" else "timeout"
+                    result.error = str(exc)
+                    self._absorb(result, partial, essays)
+                    self._write_artefact(result, evidence, inventory, essays, partial)
+                    raise
+            self._absorb(result, collected, essays)
+            result.outcome = "completed"
+            if result.mode == "anchor-align-test":
+                self._alignment(result, evidence, essays, collected, overrides)
+            self._write_artefact(result, evidence, inventory, essays, collected)
+            if s.auto_extract_db:
+                await self._extract(result, evidence, inventory, essays, collected)
+            self._gates(result)
+            return self._finish(result, "completed")
+        except Eng5Error as exc:
+            result.error = result.error or str(exc)
+            evidence.log.error("run stopped", extra={"error": exc.message, "kind": exc.kind})
+            raise
+        finally:
+            evidence.close()
+            result.stop_clock()
+
+    def _on_event(self, result: RunResult) -> Callable[[Any], None] | None:
+        hook = self.hooks.on_event
+        if hook is None:
+            return None
+
+        def forward(event: Any) -> None:
+            hook(event, result.identity)
+
+        return forward
+
+    def _absorb(self, result: RunResult, collected: Any, essays: Mapping[str, EssayFile]) -> None:
+        """Counts, statistics and projections from what the collector gathered."""
+        from pytest_eng5.runner.stats import Comparison, summarize
+
+        if collected is None:
+            return
+        result.ignored_events = dict(collected.counts)
+        comparisons: list[Comparison] = []
+        failed = 0
+        for callback in collected.callbacks:
+            meta = callback.request_metadata
+            a, b = str(meta.get("essay_a_id", "")), str(meta.get("essay_b_id", ""))
+            if callback.winner is None or not a or not b:
+                failed += 1
+                continue
+            winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
+            comparisons.append(Comparison(winner=winner, loser=loser, judge=callback.model))
+        result.comparisons = len(collected.callbacks)
+        result.failed_comparisons = failed
+        ids = sorted({c.winner for c in comparisons} | {c.loser for c in comparisons})
+        if len(ids) >= 2 and comparisons:
+            result.statistics = summarize(ids, comparisons).to_dict()
+        if collected.result is not None:
+            for essay in collected.result.essay_results:
+                if not essay.is_anchor:
+                    result.projections[essay.essay_id] = essay.letter_grade
+
+    def _alignment(
+        self,
+        result: RunResult,
+        evidence: Any,
+        essays: Mapping[str, EssayFile],
+        collected: Any,
+        overrides: LLMConfigOverrides | None,
+    ) -> None:
+        from pytest_eng5.contracts import get_scale
+        from pytest_eng5.runner.alignment import (
+            AlignmentComparison,
+            build_alignment,
+            render_markdown,
+            render_plot,
+        )
+        from pytest_eng5.runner.stats import Comparison, fit_bradley_terry
+
+        grades = {eid: e.grade for eid, e in essays.items() if e.grade}
+        pairs: list[AlignmentComparison] = []
+        comparisons: list[Comparison] = []
+        for callback in collected.callbacks:
+            meta = callback.request_metadata
+            a, b = str(meta.get("essay_a_id", "")), str(meta.get("essay_b_id", ""))
+            if callback.winner is None or a not in essays or b not in essays:
+                continue
+            winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
+            comparisons.append(Comparison(winner=winner, loser=loser))
+            pairs.append(
+                AlignmentComparison(winner, loser, callback.confidence, callback.justification)
+            )
+        fit = fit_bradley_terry(sorted(essays), comparisons)
+        scale = get_scale(result.grade_scale or DEFAULT_GRADE_SCALE)
+        alignment = build_alignment(
+            anchor_grades=grades, grade_order=scale.grades, fit=fit, comparisons=pairs
+        )
+        markdown = render_markdown(
+            alignment,
+            batch_uuid=result.batch_uuid,
+            batch_label=result.identity.batch_label,
+            system_prompt=overrides.system_prompt_override if overrides else None,
+            rubric=overrides.judge_rubric_override if overrides else None,
+        )
+        evidence.path("alignment.md").write_text(markdown, encoding="utf-8")
+        render_plot(alignment, evidence.path("alignment.png"))
+        result.alignment = alignment.to_dict()
+
+    def _write_artefact(
+        self,
+        result: RunResult,
+        evidence: Any,
+        inventory: Inventory,
+        essays: Mapping[str, EssayFile],
+        collected: Any,
+    ) -> None:
+        from pytest_eng5.runner.artefact import build_artefact, write_artefact
+
+        s = self.settings
+        inputs = {
+            "instructions": inventory.instructions_path.name if inventory.instructions_path else None,
+            "essays": [
+                {"essay_id": eid, "file_name": e.name, "role": e.role, "grade": e.grade,
+                 "text_sha256": e.text_sha256, "file_sha256": e.file_sha256}
+                for eid, e in essays.items()
+            ],
+        }
+        summary = {
+            "assignment_id": s.assignment_id,
+            "course_id": s.course_id,
+            "grade_scale": result.grade_scale,
+            "course_code": s.course_code,
+            "language": s.language,
+            "max_comparisons": s.max_comparisons,
+            "stack": s.stack,
+        }
+        doc = build_artefact(
+            result.identity,
+            mode=result.mode,
+            settings_summary=summary,
+            inputs=inputs,
+            collected=collected,
+            statistics=result.statistics or None,
+            post_run=result.post_run or None,
+            outcome=result.outcome,
+        )
+        path = evidence.path("assessment_run.json")
+        write_artefact(doc, path)
+        result.artefact_path = path
+
+    async def _extract(
+        self,
+        result: RunResult,
+        evidence: Any,
+        inventory: Inventory,
+        essays: Mapping[str, EssayFile],
+        collected: Any,
+    ) -> None:
+        """R5: extraction after success; a failure is its own outcome, the batch stays done."""
+        from pytest_eng5.runner.extraction import dsn_from_env, extract_batch
+
+        dsn = self.endpoints.postgres_dsn or dsn_from_env(self.endpoints.env)
+        if collected is None or collected.completion is None:
+            result.post_run["eng5_db_extract"] = {
+                "status": "skipped", "reason": "no completion observed",
+            }
+            return
+        started = time.monotonic()
+        try:
+            if not dsn:
+                raise ExtractionError(
+                    "no CJ database to extract from",
+                    next_step="set HULEEDU_DB_HOST/PORT/USER/PASSWORD or --eng5-postgres-dsn",
+                )
+            report = await extract_batch(dsn, result.batch_uuid, evidence.folder)
+        except ExtractionError as exc:
+            result.post_run["eng5_db_extract"] = {
+                "status": "failed", "batch_completed": True, "error": exc.message,
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+            self._write_artefact(result, evidence, inventory, essays, collected)
+            raise
+        result.post_run["eng5_db_extract"] = {
+            "status": "succeeded", "batch_completed": True,
+            "outputs": [str(p.relative_to(evidence.folder)) for p in report.paths],
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+        self._write_artefact(result, evidence, inventory, essays, collected)
+
+    def _gates(self, result: RunResult) -> None:
+        s = self.settings
+        checks: Sequence[tuple[str, float | None, Any]] = (
+            ("SSR", s.min_ssr, result.statistics.get("ssr")),
+            ("N_CR", s.min_n_cr, result.statistics.get("n_cr")),
+            ("Kendall tau-b", s.min_tau_b, result.alignment.get("tau_b")),
+        )
+        for name, threshold, value in checks:
+            if threshold is None or value is None:
+                continue
+            if float(value) < threshold:
+                raise GateError(
+                    f"{name} {float(value):.3f} is below the gate {threshold:.3f} "
+                    f"(batch {result.batch_uuid})",
+                    next_step="collect more comparisons (raise max comparisons), or review "
+                    "the judge/prompt; the evidence folder has the details",
+                )
+
+
+def evidence_path_of(result: RunResult) -> Path | None:
+    return result.evidence_dir

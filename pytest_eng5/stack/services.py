@@ -1,0 +1,135 @@
+"""The reference services as separate processes (so faults and crashes stay realistic).
+
+Each is started with ``python -m pytest_eng5.reference <service>`` and is ready when its
+``/healthz`` answers 200. Secrets go through the environment, never the command line (the
+command line is written to the service log).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from pytest_eng5.stack.kafka import KafkaEndpoint
+from pytest_eng5.stack.ports import free_port
+from pytest_eng5.stack.process import ManagedProcess
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ReferenceServices:
+    """Where the reference services answer, and their processes."""
+
+    content_url: str
+    cj_url: str
+    worker_health_url: str
+    processes: tuple[ManagedProcess, ...]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for process in reversed(self.processes):
+            process.stop(timeout)
+
+
+def _healthz(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start(
+    name: str, args: list[str], log_dir: Path, env: dict[str, str], health_url: str, timeout: float
+) -> ManagedProcess:
+    process = ManagedProcess(
+        name, [sys.executable, "-m", "pytest_eng5.reference", *args], log_dir, env=env
+    )
+    try:
+        process.wait_ready(
+            lambda: _healthz(health_url),
+            timeout,
+            what=f"{name} /healthz",
+            next_step=f"read {process.log_path}",
+        )
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def start_reference_services(
+    *,
+    kafka: KafkaEndpoint,
+    postgres_dsn: str,
+    jwt_secret: str,
+    log_dir: Path,
+    timeout: float,
+    judge: str = "text_features",
+    judge_seed: int = 0,
+) -> ReferenceServices:
+    """Start Content Service, CJ API and CJ worker; stop what started if one fails."""
+    env = {**os.environ, "JWT_SECRET_KEY": jwt_secret, "PYTHONUNBUFFERED": "1"}
+    content_port, cj_port, worker_port = free_port(), free_port(), free_port()
+    content_base = f"http://{HOST}:{content_port}"
+    content_url = f"{content_base}/v1/content"
+    cj_url = f"http://{HOST}:{cj_port}"
+    worker_health = f"http://{HOST}:{worker_port}/healthz"
+    started: list[ManagedProcess] = []
+    try:
+        started.append(
+            _start(
+                "content-service",
+                ["content", "--host", HOST, "--port", str(content_port), "--dsn", postgres_dsn],
+                log_dir,
+                env,
+                f"{content_base}/healthz",
+                timeout,
+            )
+        )
+        started.append(
+            _start(
+                "cj-api",
+                [
+                    "cj-api",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(cj_port),
+                    "--dsn",
+                    postgres_dsn,
+                    "--content-url",
+                    content_url,
+                ],
+                log_dir,
+                env,
+                f"{cj_url}/healthz",
+                timeout,
+            )
+        )
+        worker_args = [
+            "cj-worker",
+            "--bootstrap",
+            kafka.bootstrap,
+            "--dsn",
+            postgres_dsn,
+            "--content-url",
+            content_url,
+            "--health-port",
+            str(worker_port),
+            "--judge",
+            judge,
+            "--judge-seed",
+            str(judge_seed),
+        ]
+        if kafka.idempotence:
+            worker_args.append("--idempotent-producer")
+        started.append(_start("cj-worker", worker_args, log_dir, env, worker_health, timeout))
+    except BaseException:
+        for process in reversed(started):
+            process.stop()
+        raise
+    return ReferenceServices(content_url, cj_url, worker_health, tuple(started))

@@ -1,0 +1,190 @@
+"""A whole stack for a test session: infrastructure plus services, as one context object.
+
+``embedded`` and ``testcontainers`` start the reference services on top of the
+infrastructure; ``external`` starts nothing and points at the operator's services.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import register_secret
+from pytest_eng5.runner.orchestrator import Endpoints
+from pytest_eng5.settings import Eng5Settings
+from pytest_eng5.stack.config import KafkaSecurity, StackConfig
+from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
+from pytest_eng5.stack.kafka import KafkaEndpoint
+from pytest_eng5.stack.services import ReferenceServices, start_reference_services
+
+
+@dataclass
+class StackContext:
+    """Where everything answers, plus helpers for tests (faults, counters, clients)."""
+
+    kind: str
+    kafka: KafkaEndpoint
+    postgres_dsn: str | None
+    cj_url: str | None
+    content_url: str | None
+    env: Mapping[str, str]
+    log_dir: Path
+    infrastructure: Infrastructure | None = None
+    services: ReferenceServices | None = None
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def is_reference(self) -> bool:
+        """True when the CJ/Content services are this project's reference services."""
+        return self.services is not None
+
+    def endpoints(self) -> Endpoints:
+        """The runner's view of this stack."""
+        return Endpoints(
+            cj_url=self.cj_url,
+            content_url=self.content_url,
+            producer_kwargs=self.kafka.producer_kwargs(),
+            consumer_kwargs=self.kafka.consumer_kwargs(),
+            postgres_dsn=self.postgres_dsn,
+            env=self.env,
+        )
+
+    def _require_reference(self, what: str) -> ReferenceServices:
+        if self.services is None:
+            raise ConfigurationError(
+                f"{what} needs the reference services (embedded or testcontainers stack)",
+                next_step="run this scenario on the embedded stack",
+            )
+        return self.services
+
+    def content_uploads(self) -> int:
+        """How many ``POST /v1/content`` the reference Content Service has answered."""
+        services = self._require_reference("counting uploads")
+        base = services.content_url.removesuffix("/v1/content")
+        response = httpx.get(f"{base}/_test/stats", timeout=5.0)
+        response.raise_for_status()
+        return int(response.json()["uploads"])
+
+    def set_faults(self, service: str, **faults: Any) -> None:
+        """Set fault knobs of a reference service (``content``, ``cj-api``, ``cj-worker``)."""
+        services = self._require_reference("fault injection")
+        response = httpx.post(
+            f"{services.cj_url}/_test/faults",
+            json={"service": service, "faults": faults},
+            timeout=5.0,
+        )
+        response.raise_for_status()
+
+    def clear_faults(self) -> None:
+        services = self._require_reference("fault injection")
+        httpx.delete(f"{services.cj_url}/_test/faults", timeout=5.0).raise_for_status()
+
+
+def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackConfig:
+    """Map the session settings onto the infrastructure configuration."""
+    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
+    security = KafkaSecurity(
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=os.environ.get("KAFKA_SASL_USERNAME"),
+        sasl_password=os.environ.get("KAFKA_SASL_PASSWORD"),
+        ssl_cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+    )
+    return StackConfig(
+        kind=settings.stack,
+        workdir=workdir,
+        log_dir=log_dir,
+        start_timeout=settings.start_timeout,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        kafka_security=security,
+        kafka_idempotence=idempotence,
+        postgres_dsn=settings.postgres_dsn,
+    )
+
+
+def worker_name() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@contextmanager
+def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContext]:
+    """Start the configured stack; stop everything it started on exit (also on Ctrl-C)."""
+    log_dir = settings.evidence_dir / "stack-logs" / worker_name()
+    if settings.stack == "external":
+        yield _external_context(settings, workdir, log_dir)
+        return
+    config = stack_config(settings, workdir, log_dir)
+    with running_infrastructure(config) as infra:
+        jwt_secret = os.environ.get("ENG5_REFERENCE_JWT_SECRET") or secrets.token_hex(32)
+        register_secret(jwt_secret)
+        services = start_reference_services(
+            kafka=infra.kafka,
+            postgres_dsn=infra.postgres.dsn,
+            jwt_secret=jwt_secret,
+            log_dir=log_dir,
+            timeout=settings.start_timeout,
+            judge=settings.judge,
+            judge_seed=settings.judge_seed,
+        )
+        try:
+            yield StackContext(
+                kind=settings.stack,
+                kafka=infra.kafka,
+                postgres_dsn=infra.postgres.dsn,
+                cj_url=services.cj_url,
+                content_url=services.content_url,
+                env={"JWT_SECRET_KEY": jwt_secret, "ENVIRONMENT": "development"},
+                log_dir=log_dir,
+                infrastructure=infra,
+                services=services,
+                pids=[*infra.pids, *(p.pid for p in services.processes)],
+            )
+        finally:
+            services.stop()
+
+
+def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackContext:
+    missing = [
+        flag
+        for flag, value in (
+            ("--eng5-kafka-bootstrap / KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap),
+            ("--eng5-cj-url / CJ_SERVICE_URL", settings.cj_url),
+            ("--eng5-content-url / CONTENT_SERVICE_URL", settings.content_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"the external stack needs {', '.join(missing)}",
+            next_step="point these at your HuleEdu dev stack (see the README section "
+            "'Run against a HuleEdu dev stack')",
+        )
+    from pytest_eng5.stack.infra import start_infrastructure
+
+    infra = start_infrastructure(stack_config(settings, workdir, log_dir))
+    return StackContext(
+        kind="external",
+        kafka=infra.kafka,
+        postgres_dsn=settings.postgres_dsn,
+        cj_url=settings.cj_url,
+        content_url=settings.content_url,
+        env=dict(os.environ),
+        log_dir=log_dir,
+        infrastructure=infra,
+    )
+
+
+@contextmanager
+def session_stack(settings: Eng5Settings, tmp_path_factory: Any) -> Iterator[StackContext]:
+    """The pytest session's stack (one per xdist worker, see ``stack/infra.py``)."""
+    workdir = Path(tmp_path_factory.mktemp("eng5-stack"))
+    with running_stack(settings, workdir) as context:
+        yield context

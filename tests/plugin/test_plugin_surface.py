@@ -1,0 +1,175 @@
+"""The plugin as users meet it: options, ini keys, precedence, markers, hooks (pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+SHOW_SETTINGS = """
+    def test_show(eng5_settings):
+        print("STACK=" + eng5_settings.stack)
+        print("LABEL=" + eng5_settings.batch_label)
+        print("MAXC=" + str(eng5_settings.max_comparisons))
+"""
+
+
+def test_help_lists_the_eng5_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*ENG5 comparative-judgement runs*", "*--eng5-stack=CHOICE*"])
+    result.stdout.fnmatch_lines(["*--eng5-force-reupload*", "*--eng5-auto-extract-db*"])
+
+
+def test_markers_are_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.eng5_execute:*", "@pytest.mark.eng5_run(*"])
+
+
+def test_strict_markers_accepts_eng5_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.eng5_scenario("R1")
+        def test_marked():
+            pass
+        """
+    )
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_option_from_cli(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SHOW_SETTINGS)
+    result = pytester.runpytest("-s", "--eng5-batch-label=from-cli", "--eng5-max-comparisons=7")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*LABEL=from-cli*", "*MAXC=7*"])
+
+
+def test_option_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\neng5_batch_label = from-ini\neng5_max_comparisons = 9\n")
+    pytester.makepyfile(SHOW_SETTINGS)
+    result = pytester.runpytest("-s")
+    result.stdout.fnmatch_lines(["*LABEL=from-ini*", "*MAXC=9*"])
+
+
+def test_cli_beats_env_beats_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\neng5_stack = testcontainers\n")
+    pytester.makepyfile(SHOW_SETTINGS)
+    monkeypatch.setenv("ENG5_STACK", "external")
+    result = pytester.runpytest_subprocess("-s")
+    result.stdout.fnmatch_lines(["*STACK=external*"])
+    result = pytester.runpytest_subprocess("-s", "--eng5-stack=embedded")
+    result.stdout.fnmatch_lines(["*STACK=embedded*"])
+
+
+def test_bad_value_is_a_usage_error_listing_choices(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SHOW_SETTINGS)
+    result = pytester.runpytest("--eng5-stack=docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*embedded, testcontainers, external*"])
+
+
+def test_bad_combination_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(SHOW_SETTINGS)
+    result = pytester.runpytest("--eng5-auto-extract-db", "--eng5-no-kafka")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*auto_extract_db is not allowed with no_kafka*"])
+
+
+OFFLINE_STACK = """
+    import pytest
+    from pytest_eng5.runner.orchestrator import Endpoints
+
+    class NoServices:
+        is_reference = False
+
+        def endpoints(self):
+            return Endpoints(cj_url=None, content_url=None, producer_kwargs={},
+                             consumer_kwargs={})
+
+    @pytest.fixture(scope="session")
+    def eng5_stack():
+        # plan without an assignment touches no service: no stack needed
+        return NoServices()
+
+    def pytest_eng5_adjust_settings(settings, node):
+        if node.get_closest_marker("relabel"):
+            return {"batch_label": "relabelled-by-hook"}
+        return None
+
+    def pytest_eng5_run_finished(result):
+        print(f"FINISHED {result.mode} {result.outcome} {result.identity.batch_label} "
+              f"students={result.students}")
+"""
+
+
+def test_hooks_and_markers_configure_a_plan_run(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmarkers =\n    relabel: test marker\n")
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.relabel
+        def test_hook_label(eng5_runner):
+            result = eng5_runner.plan()
+            assert result.identity.batch_label == "relabelled-by-hook"
+
+        @pytest.mark.eng5_run(batch_label="from-marker", max_comparisons=10)
+        def test_marker_label(eng5_runner):
+            result = eng5_runner.plan()
+            assert result.identity.batch_label == "from-marker"
+            assert result.capacity.max_comparisons == 10
+        """
+    )
+    result = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*FINISHED plan planned relabelled-by-hook students=24*",
+         "*FINISHED plan planned from-marker students=24*"]
+    )
+
+
+def test_unknown_marker_setting_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.eng5_run(max_comparison=10)
+        def test_typo(eng5_runner):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*unknown setting(s) max_comparison*"])
+
+
+def test_capacity_failure_before_any_network_call(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_eng5.errors import CapacityError
+
+        @pytest.mark.eng5_run(max_comparisons=1)
+        def test_r1(eng5_runner):
+            with pytest.raises(CapacityError) as info:
+                eng5_runner.plan()
+            assert "set max comparisons to at least 2" in str(info.value)
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_run_properties_reach_junit(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        def test_plan(eng5_runner):
+            eng5_runner.plan()
+        """
+    )
+    xml = pytester.path / "junit.xml"
+    pytester.runpytest(f"--junitxml={xml}").assert_outcomes(passed=1)
+    text = xml.read_text()
+    assert 'name="eng5_batch_uuid"' in text
+    assert 'name="eng5_outcome" value="planned"' in text

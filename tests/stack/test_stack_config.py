@@ -1,0 +1,120 @@
+"""Settings, secrets and ports: validated up front, with the next step in every error."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import MASK, redact
+from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig
+from pytest_eng5.stack.kafka import KafkaEndpoint
+from pytest_eng5.stack.ports import free_port, port_is_free, require_free_port
+
+
+def test_default_topics_are_the_six_contract_topics() -> None:
+    assert len(set(DEFAULT_TOPICS)) == 6
+    assert "huleedu.llm_provider.comparison_result.v1" in DEFAULT_TOPICS
+    assert all(topic.startswith("huleedu.") and topic.endswith(".v1") for topic in DEFAULT_TOPICS)
+
+
+def test_sasl_password_is_registered_and_kept_out_of_repr() -> None:
+    security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "eng5-user", "s3cret-pass-42")
+    assert "s3cret-pass-42" not in repr(security)
+    assert redact("login with s3cret-pass-42 failed") == f"login with {MASK} failed"
+
+
+def test_external_dsn_password_is_registered(tmp_path: Path) -> None:
+    config = StackConfig(
+        "external",
+        tmp_path,
+        tmp_path,
+        kafka_bootstrap="kafka.example:9092",
+        postgres_dsn="postgresql://cj:dsn-pass-9876@db.example:5432/cj",
+    )
+    assert "dsn-pass-9876" not in repr(config)
+    assert "dsn-pass-9876" not in redact(f"could not connect to {config.postgres_dsn}")
+
+
+def test_sasl_settings_reach_the_aiokafka_kwargs() -> None:
+    security = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "eng5-user", "another-secret")
+    endpoint = KafkaEndpoint("kafka.example:9092", security, idempotence=True)
+    producer = endpoint.producer_kwargs()
+    assert producer["enable_idempotence"] is True
+    assert producer["acks"] == "all"
+    assert producer["sasl_mechanism"] == "PLAIN"
+    assert producer["sasl_plain_username"] == "eng5-user"
+    assert producer["sasl_plain_password"] == "another-secret"
+    assert "enable_idempotence" not in endpoint.consumer_kwargs()
+    assert endpoint.admin_kwargs()["security_protocol"] == "SASL_PLAINTEXT"
+
+
+def test_plaintext_kwargs_carry_no_sasl_and_respect_idempotence_off() -> None:
+    endpoint = KafkaEndpoint("127.0.0.1:9092", KafkaSecurity(), idempotence=False)
+    producer = endpoint.producer_kwargs()
+    assert producer["enable_idempotence"] is False
+    assert producer["security_protocol"] == "PLAINTEXT"
+    assert not any(key.startswith("sasl_") for key in producer)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"security_protocol": "TLS"}, "unknown Kafka security protocol"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI"}, "needs a SASL mechanism"),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
+            "needs a SASL username and password",
+        ),
+        ({"security_protocol": "SSL", "ssl_cafile": "no/such/ca.pem"}, "does not exist"),
+    ],
+)
+def test_bad_kafka_security_is_a_configuration_error(kwargs: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as info:
+        KafkaSecurity(**kwargs)  # type: ignore[arg-type]
+    assert info.value.next_step
+
+
+def test_external_stack_needs_both_endpoints(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS") as info:
+        StackConfig("external", tmp_path, tmp_path, postgres_dsn="postgresql://x@h/db")
+    assert "PostgreSQL" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"kind": "docker"}, "unknown stack kind"),
+        ({"start_timeout": 0}, "timeout must be positive"),
+        ({"kafka_port": 70000}, "not a TCP port"),
+        ({"topic_partitions": 0}, "at least 1"),
+    ],
+)
+def test_bad_stack_settings_are_configuration_errors(
+    tmp_path: Path, kwargs: dict[str, object], fragment: str
+) -> None:
+    settings: dict[str, object] = {"kind": "embedded", "workdir": tmp_path, "log_dir": tmp_path}
+    settings.update(kwargs)
+    with pytest.raises(ConfigurationError, match=fragment):
+        StackConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_free_port_can_be_bound() -> None:
+    port = free_port()
+    assert port_is_free(port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_a_listening_port_is_not_free_and_the_error_names_it() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free(port)
+        with pytest.raises(ConfigurationError, match=f"port {port} .* already in use") as info:
+            require_free_port(port, "the embedded Kafka broker")
+        assert "embedded Kafka broker" in info.value.message
+        assert info.value.next_step

@@ -1,0 +1,128 @@
+"""ManagedProcess: log file, readiness raced against death, deadline, group stop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from stack_checks import pid_alive
+
+from pytest_eng5.stack.process import (
+    ManagedProcess,
+    StackStartError,
+    registered_handles,
+    run_coroutine,
+)
+
+PY = sys.executable
+
+
+def python(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def test_readiness_that_never_passes_fails_at_the_deadline(tmp_path: Path) -> None:
+    sleeper = ManagedProcess(
+        "sleeper", python("import time; print('sleeping', flush=True); time.sleep(60)"), tmp_path
+    )
+    try:
+        with pytest.raises(StackStartError, match=r"was not ready within 0\.3 s") as info:
+            sleeper.wait_ready(lambda: False, timeout=0.3)
+        assert sleeper.is_running()
+        assert "sleeping" in info.value.message  # the log tail is in the message
+        assert str(tmp_path / "sleeper.log") in info.value.next_step
+    finally:
+        sleeper.stop()
+    assert not pid_alive(sleeper.pid)
+
+
+def test_a_process_that_dies_is_reported_at_once_with_its_log(tmp_path: Path) -> None:
+    crasher = ManagedProcess(
+        "crasher", python("import sys; print('boom: no config'); sys.exit(3)"), tmp_path
+    )
+    try:
+        with pytest.raises(StackStartError, match="exited with code 3") as info:
+            # The deadline is far away: the error must come from the death, not the deadline.
+            crasher.wait_ready(lambda: False, timeout=30.0)
+        assert "boom: no config" in info.value.message
+        assert "not ready within" not in info.value.message
+    finally:
+        crasher.stop()
+
+
+def test_async_readiness_check_on_a_real_signal(tmp_path: Path) -> None:
+    marker = tmp_path / "ready.flag"
+    worker = ManagedProcess(
+        "writer",
+        python(
+            "import pathlib, sys, time; time.sleep(0.2); "
+            f"pathlib.Path({str(marker)!r}).write_text('up'); time.sleep(60)"
+        ),
+        tmp_path,
+    )
+
+    async def marker_exists() -> bool:
+        await asyncio.sleep(0)
+        return marker.exists()
+
+    try:
+        worker.wait_ready(marker_exists, timeout=10.0)
+        assert marker.read_text() == "up"
+    finally:
+        worker.stop()
+
+
+def test_stop_kills_the_whole_group_and_is_idempotent(tmp_path: Path) -> None:
+    child_pid_file = tmp_path / "child.pid"
+    # The parent ignores SIGTERM and has a child: stop must escalate to SIGKILL for both.
+    parent = ManagedProcess(
+        "parent",
+        python(
+            "import signal, subprocess, sys, pathlib, time; "
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"c = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)']); "
+            f"pathlib.Path({str(child_pid_file)!r}).write_text(str(c.pid)); time.sleep(60)"
+        ),
+        tmp_path,
+    )
+    parent.wait_ready(child_pid_file.exists, timeout=10.0)
+    child_pid = int(child_pid_file.read_text())
+    assert pid_alive(child_pid)
+    assert parent in registered_handles()
+    parent.stop(timeout=0.5)
+    parent.stop(timeout=0.5)
+    assert parent not in registered_handles()
+    assert not pid_alive(parent.pid)
+    assert not pid_alive(child_pid)
+
+
+def test_log_goes_to_name_dot_log_in_the_log_dir(tmp_path: Path) -> None:
+    with ManagedProcess(
+        "talker",
+        python("print('hello out'); import sys; print('hello err', file=sys.stderr)"),
+        tmp_path,
+    ) as talker:
+        talker.wait_for_exit(10.0)
+    text = (tmp_path / "talker.log").read_text()
+    assert "hello out" in text
+    assert "hello err" in text
+
+
+def test_missing_executable_is_a_stack_start_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-binary"
+    with pytest.raises(StackStartError, match="could not start ghost") as info:
+        ManagedProcess("ghost", [str(missing)], tmp_path)
+    assert str(missing) in info.value.next_step
+
+
+@pytest.mark.asyncio
+async def test_run_coroutine_works_inside_a_running_loop() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert run_coroutine(answer(), 5.0) == 42
+    with pytest.raises(TimeoutError):
+        run_coroutine(asyncio.sleep(5), 0.05)

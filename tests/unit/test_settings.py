@@ -1,0 +1,79 @@
+"""Settings: one resolution function, CLI > env > ini > default, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_eng5.sample_data import SAMPLE_ASSETS
+from pytest_eng5.settings import OPTIONS, SettingsError, resolve_settings
+
+
+def test_defaults() -> None:
+    settings = resolve_settings({}, {}, {})
+    assert settings.stack == "embedded"
+    assert settings.assets == SAMPLE_ASSETS
+    assert settings.await_completion
+    assert settings.upload_cache_path == Path("eng5-evidence/content_upload_cache.json")
+
+
+def test_precedence_cli_env_ini_default() -> None:
+    env = {"CJ_SERVICE_URL": "http://env:1"}
+    assert resolve_settings({}, {}, {}).cj_url is None
+    assert resolve_settings({}, {"cj_url": "http://ini:1"}, {}).cj_url == "http://ini:1"
+    assert resolve_settings({}, {"cj_url": "http://ini:1"}, env).cj_url == "http://env:1"
+    cli = {"cj_url": "http://cli:1"}
+    assert resolve_settings(cli, {"cj_url": "http://ini:1"}, env).cj_url == "http://cli:1"
+
+
+def test_blank_values_count_as_not_given() -> None:
+    assert resolve_settings({"batch_label": ""}, {"batch_label": "  "}, {}).batch_label == (
+        "eng5-np-local-batch"
+    )
+
+
+def test_bad_choice_lists_valid_values() -> None:
+    with pytest.raises(SettingsError) as info:
+        resolve_settings({"stack": "docker"}, {}, {})
+    assert "embedded, testcontainers, external" in str(info.value)
+    assert "--eng5-stack" in str(info.value)
+
+
+def test_bad_number_names_the_option() -> None:
+    with pytest.raises(SettingsError, match="--eng5-max-comparisons"):
+        resolve_settings({}, {"max_comparisons": "many"}, {})
+
+
+def test_range_violation_names_the_option() -> None:
+    with pytest.raises(SettingsError, match="--eng5-llm-temperature"):
+        resolve_settings({"llm_temperature": "3.5"}, {}, {})
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"auto_extract_db": True, "no_await": True}, "requires awaiting"),
+        ({"auto_extract_db": True, "no_kafka": True}, "not allowed with no_kafka"),
+    ],
+)
+def test_r5_flag_combinations_are_usage_errors(values: dict[str, object], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        resolve_settings(values, {}, {})
+
+
+def test_every_option_has_cli_and_ini_names() -> None:
+    names = [spec.name for spec in OPTIONS]
+    assert len(names) == len(set(names))
+    for spec in OPTIONS:
+        assert spec.cli_flag.startswith("--eng5-")
+        assert spec.ini_key.startswith("eng5_")
+        if spec.type == "choice":
+            assert spec.choices
+
+
+def test_merged_revalidates() -> None:
+    settings = resolve_settings({}, {}, {})
+    assert settings.merged(max_comparisons=40).max_comparisons == 40
+    with pytest.raises(SettingsError, match="batch_label"):
+        settings.merged(batch_label="   ")
