@@ -72,6 +72,9 @@ class RunnerHandle:
     def register_anchors(self) -> RunResult:
         return self._run("register_anchors")
 
+    def attach(self) -> RunResult:
+        return self._run("attach")
+
 
 def marker_overrides(node: pytest.Item) -> dict[str, Any]:
     """``eng5_run(**settings)`` markers merged, the closest marker winning."""
@@ -95,8 +98,7 @@ def _hooks(config: pytest.Config) -> RunHooks:
     def progress(info: Any) -> None:
         if reporter is not None:
             reporter.write_line(
-                f"eng5 {info.batch_uuid[:8]}: {info.comparisons} comparisons received, "
-                f"{info.elapsed:.1f} s"
+                f"eng5: {info.comparisons} comparisons received, {info.elapsed_seconds:.1f} s"
             )
 
     return RunHooks(

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pytest_eng5.contracts import EventEnvelope
     from pytest_eng5.runner.collector import CollectedEvent
     from pytest_eng5.runner.identity import BatchIdentity
-    from pytest_eng5.runner.orchestrator import RunResult
+    from pytest_eng5.runner.results import RunResult
     from pytest_eng5.settings import Eng5Settings
 
 hookspec = pluggy.HookspecMarker("pytest")

@@ -272,3 +272,18 @@ def _describe_validation_error(exc: ValidationError) -> str:
         flag = OPTIONS_BY_NAME[loc].cli_flag if loc in OPTIONS_BY_NAME else loc or "settings"
         parts.append(f"{flag}: {err['msg']}")
     return "invalid eng5 settings: " + "; ".join(parts)
+
+
+def options_markdown_table() -> str:
+    """The options table of the README (a test keeps the README in step with this)."""
+    rows = ["| CLI | ini | env | default | meaning |", "|---|---|---|---|---|"]
+    for spec in OPTIONS:
+        default = "" if spec.default is None else f"`{spec.default}`"
+        if spec.name == "assets":
+            default = "bundled sample set"
+        choices = " (" + " \\| ".join(spec.choices) + ")" if spec.choices else ""
+        env = ", ".join(f"`{name}`" for name in spec.env)
+        rows.append(
+            f"| `{spec.cli_flag}` | `{spec.ini_key}` | {env} | {default} | {spec.help}{choices} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -114,9 +114,7 @@ def plan_wave(
             + rng.random() * 1e-3
         )
 
-    candidates = sorted(
-        (weight(pair), pair) for pair in all_pairs if pair_counts[pair] == level
-    )
+    candidates = sorted((weight(pair), pair) for pair in all_pairs if pair_counts[pair] == level)
     used: set[str] = set()
     wave_pairs: list[PlannedPair] = []
     for _, (a, b) in candidates:

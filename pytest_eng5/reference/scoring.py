@@ -99,9 +99,7 @@ class WaveOutcome:
 def decide(outcome: WaveOutcome) -> Decision:
     """Low success at a cap → failure; stable or at a cap → finalise; else another wave."""
     any_cap = outcome.callbacks_reached_cap or outcome.budget_exhausted or outcome.pairs_exhausted
-    low_success = (
-        outcome.completed == 0 or outcome.success_rate < MIN_SUCCESS_RATE_THRESHOLD
-    )
+    low_success = outcome.completed == 0 or outcome.success_rate < MIN_SUCCESS_RATE_THRESHOLD
     if low_success and any_cap:
         return Decision.FINALIZE_FAILURE
     if outcome.stability_passed or any_cap:

@@ -78,7 +78,7 @@ from pytest_eng5.contracts.topics import (
 from pytest_eng5.errors import ConfigurationError, Eng5Error
 from pytest_eng5.reference.db import Pool, apply_schema, create_pool
 from pytest_eng5.reference.faults import FaultConfig, read_faults
-from pytest_eng5.reference.judge import Judge, JudgeRequest, Judgement, make_judge
+from pytest_eng5.reference.judge import Judge, Judgement, JudgeRequest, make_judge
 from pytest_eng5.reference.outbox import AggregateType, relay_pending, relay_rows, write_outbox_row
 from pytest_eng5.reference.pairing import PlannedPair, distinct_pairs, plan_wave
 from pytest_eng5.reference.projection import (
@@ -89,7 +89,13 @@ from pytest_eng5.reference.projection import (
     normalized_score,
     project_grades,
 )
-from pytest_eng5.reference.scoring import Decision, WaveOutcome, decide, fit_scores, max_score_change
+from pytest_eng5.reference.scoring import (
+    Decision,
+    WaveOutcome,
+    decide,
+    fit_scores,
+    max_score_change,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -171,6 +177,15 @@ class ProviderTask:
     request_metadata: dict[str, Any]
     faults: FaultConfig
 
+    @property
+    def fault_key(self) -> str:
+        """Seeds the fault draws: the same batch, pair and wave always get the same faults."""
+        meta = self.request_metadata
+        return ":".join(
+            str(meta.get(key))
+            for key in ("bos_batch_id", "essay_a_id", "essay_b_id", "comparison_iteration")
+        )
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -240,7 +255,7 @@ class ProviderEmulator:
     async def _callback_for(self, task: ProviderTask) -> EventEnvelope:
         requested_at = _utcnow()
         faults = task.faults
-        rng = random.Random(f"{faults.seed}:judge:{task.correlation_id}")
+        rng = random.Random(f"{faults.seed}:judge:{task.fault_key}")
         if faults.judge_delay_ms:
             await asyncio.sleep(faults.judge_delay_ms / 1000.0)  # emulated provider latency
         metadata = {
@@ -248,8 +263,9 @@ class ProviderEmulator:
             "prompt_sha256": sha256_hex(task.prompt_text),
             "queue_processing_mode": "per_request",
         }
+        judgement: Judgement | None = None
+        error: str | None = None
         if faults.judge_error_rate and rng.random() < faults.judge_error_rate:
-            judgement = None
             error = "Simulated provider error (judge_error_rate fault)"
         else:
             judgement = await self._judge.judge(task.judge_request)
@@ -291,7 +307,7 @@ class ProviderEmulator:
 
     async def _publish(self, task: ProviderTask, envelope: EventEnvelope) -> None:
         faults = task.faults
-        rng = random.Random(f"{faults.seed}:publish:{task.correlation_id}")
+        rng = random.Random(f"{faults.seed}:publish:{task.fault_key}")
         if faults.drop_callback_rate and rng.random() < faults.drop_callback_rate:
             _log.info("fault: dropping callback %s", task.correlation_id)
             return
@@ -299,9 +315,11 @@ class ProviderEmulator:
         if faults.malformed_callback_rate and rng.random() < faults.malformed_callback_rate:
             _log.info("fault: malformed callback instead of %s", task.correlation_id)
             value = b'{"event_type": "LLMComparisonResultV1", "data": ' + value[:40]
-        copies = 2 if faults.duplicate_callback_rate and rng.random() < (
-            faults.duplicate_callback_rate
-        ) else 1
+        copies = (
+            2
+            if faults.duplicate_callback_rate and rng.random() < (faults.duplicate_callback_rate)
+            else 1
+        )
         for _ in range(copies):
             await self._producer.send_and_wait(CALLBACK_TOPIC, value=value)
 
@@ -333,7 +351,7 @@ def _success_result(
     return LLMComparisonResultV1(
         request_id=str(uuid.uuid4()),
         correlation_id=task.correlation_id,
-        winner=EssayComparisonWinner(judgement.winner),
+        winner=EssayComparisonWinner(judgement.winner or "Essay A"),
         justification=(judgement.justification or "")[:500],
         confidence=confidence,
         provider=_provider_type(judgement.provider),
@@ -546,10 +564,10 @@ class CJWorker:
             loaded = None
         data = loaded.get("data") if isinstance(loaded, dict) else None
         entity_id = data.get("entity_id") if isinstance(data, dict) else None
-        if not entity_id:
+        if not entity_id or not isinstance(data, dict) or not isinstance(loaded, dict):
             _log.error("unparseable request without entity_id skipped: %s", str(exc)[:300])
             return
-        correlation = loaded.get("correlation_id") if isinstance(loaded, dict) else None
+        correlation = loaded.get("correlation_id")
         try:
             correlation_id = uuid.UUID(str(correlation))
         except ValueError:
@@ -655,7 +673,7 @@ class CJWorker:
         if response.status_code != 200:
             _log.warning("content fetch %s answered %s", url, response.status_code)
             return None
-        return response.text
+        return response.content.decode("utf-8", errors="replace")
 
     async def _create_batch(
         self,
@@ -842,6 +860,8 @@ class CJWorker:
             "SELECT total_budget, submitted_comparisons FROM cj_batch_states WHERE batch_id = $1",
             cj_batch_id,
         )
+        if state is None:
+            return []
         essays = await self._essays(cj_batch_id)
         history = await self.pool.fetch(
             "SELECT essay_a_els_id, essay_b_els_id FROM cj_comparison_pairs"
@@ -863,6 +883,8 @@ class CJWorker:
             "SELECT bos_batch_id, processing_metadata FROM cj_batch_uploads WHERE id = $1",
             cj_batch_id,
         )
+        if upload is None:
+            raise RuntimeError(f"cj batch {cj_batch_id} vanished while submitting a wave")
         meta = _json(upload["processing_metadata"])
         original = meta.get("original_request") or {}
         overrides = original.get("llm_config_overrides") or {}
@@ -1021,7 +1043,7 @@ class CJWorker:
             envelope = EventEnvelope.from_bytes(raw)
             result = envelope.data_as(LLMComparisonResultV1)
         except (ValidationError, ValueError) as exc:
-            _log.warning("unparseable callback skipped: %s", str(exc)[:300])
+            _log.warning("unparseable callback skipped: %s", str(exc).splitlines()[0][:300])
             return
         pool = self.pool
         pair = await pool.fetchrow(
@@ -1226,10 +1248,10 @@ class CJWorker:
         self._disarm_timer(cj_batch_id)
         await self._set_state(cj_batch_id, "SCORING")
         if not single_essay:
-            state_row = await pool.fetchrow(
+            iteration = await pool.fetchval(
                 "SELECT current_iteration FROM cj_batch_states WHERE batch_id = $1", cj_batch_id
             )
-            await self._rescore(cj_batch_id, int(state_row["current_iteration"]))
+            await self._rescore(cj_batch_id, int(iteration or 0))
         completed_at = _utcnow()
         status = "COMPLETE_INSUFFICIENT_ESSAYS" if single_essay else "COMPLETE_STABLE"
         await pool.execute(
@@ -1426,9 +1448,7 @@ class CJWorker:
             assessment_metadata=assessment_metadata,
             assessed_at=completed_at,
         )
-        await self._emit(
-            str(cj_batch_id), "assessment_result", RESULT_TOPIC, rich, correlation_id
-        )
+        await self._emit(str(cj_batch_id), "assessment_result", RESULT_TOPIC, rich, correlation_id)
         resource = ResourceConsumptionV1(
             entity_id=bos_batch_id,
             entity_type="batch",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,18 @@ CHECKSUM_CONVENTION: Final = (
     "in UTF-8, with validation.artefact_checksum set to ''"
 )
 _MAX_SCHEMA_PROBLEMS: Final = 5
+_TOP_LEVEL_ORDER: Final = (
+    "schema_version",
+    "metadata",
+    "inputs",
+    "llm_comparisons",
+    "bt_summary",
+    "grade_projections",
+    "costs",
+    "statistics",
+    "validation",
+)
+_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def build_artefact(
@@ -127,8 +140,19 @@ def build_artefact(
             "post_run": dict(post_run or {}),
         },
     }
-    redacted: dict[str, Any] = json.loads(redact(json.dumps(doc, default=str)))
-    return redacted
+    return _redacted(doc)
+
+
+def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
+    """Secrets masked in every free-text field; the bulky wire records field by field."""
+    comparisons = doc.pop("llm_comparisons")
+    for record in comparisons:
+        for key in ("justification", "failure_reason"):
+            if record[key]:
+                record[key] = redact(record[key])
+    cleaned: dict[str, Any] = json.loads(redact(json.dumps(doc, default=str)))
+    cleaned["llm_comparisons"] = comparisons
+    return {key: cleaned[key] for key in _TOP_LEVEL_ORDER}
 
 
 def comparison_records(callbacks: Sequence[LLMComparisonResultV1]) -> list[dict[str, Any]]:
@@ -137,12 +161,7 @@ def comparison_records(callbacks: Sequence[LLMComparisonResultV1]) -> list[dict[
     for sequence, callback in enumerate(callbacks, start=1):
         essay_a = str(callback.request_metadata.get("essay_a_id", ""))
         essay_b = str(callback.request_metadata.get("essay_b_id", ""))
-        winner_id: str | None = None
-        loser_id: str | None = None
-        if callback.winner == EssayComparisonWinner.ESSAY_A:
-            winner_id, loser_id = essay_a, essay_b
-        elif callback.winner == EssayComparisonWinner.ESSAY_B:
-            winner_id, loser_id = essay_b, essay_a
+        winner_id, loser_id = _winner_loser(callback)
         succeeded = winner_id is not None
         prompt_hash = callback.request_metadata.get("prompt_sha256")
         error = callback.error_detail
@@ -174,6 +193,17 @@ def comparison_records(callbacks: Sequence[LLMComparisonResultV1]) -> list[dict[
     return records
 
 
+def _winner_loser(callback: LLMComparisonResultV1) -> tuple[str | None, str | None]:
+    """(winner_id, loser_id) from "Essay A"/"Essay B"; (None, None) for error callbacks."""
+    essay_a = str(callback.request_metadata.get("essay_a_id", ""))
+    essay_b = str(callback.request_metadata.get("essay_b_id", ""))
+    if callback.winner == EssayComparisonWinner.ESSAY_A:
+        return essay_a, essay_b
+    if callback.winner == EssayComparisonWinner.ESSAY_B:
+        return essay_b, essay_a
+    return None, None
+
+
 @dataclass(frozen=True)
 class _PairTally:
     wins: dict[str, int]
@@ -185,8 +215,8 @@ def _tally(callbacks: Iterable[LLMComparisonResultV1]) -> _PairTally:
     wins: dict[str, int] = {}
     losses: dict[str, int] = {}
     pairs = []
-    for record in comparison_records(list(callbacks)):
-        winner, loser = record["winner_id"], record["loser_id"]
+    for callback in callbacks:
+        winner, loser = _winner_loser(callback)
         if winner is None or loser is None:
             continue
         wins[winner] = wins.get(winner, 0) + 1
@@ -287,31 +317,34 @@ def grade_projections(
 
 def costs(callbacks: Sequence[LLMComparisonResultV1]) -> dict[str, Any]:
     """Total cost and token counts per ``provider::model`` (failed callbacks included)."""
-    by_key: dict[str, dict[str, Any]] = {}
-    total = 0.0
+    # key -> [prompt, completion, total tokens, usd, comparisons]
+    sums: dict[tuple[str, str], list[float]] = {}  # provider is a StrEnum, sortable as str
     for callback in callbacks:
-        provider = str(callback.provider.value)
-        key = f"{provider}::{callback.model}"
-        entry = by_key.setdefault(
-            key,
+        usage = callback.token_usage
+        row = sums.get((callback.provider, callback.model))
+        if row is None:
+            row = sums[(callback.provider, callback.model)] = [0, 0, 0, 0.0, 0]
+        row[0] += usage.prompt_tokens
+        row[1] += usage.completion_tokens
+        row[2] += usage.total_tokens
+        row[3] += callback.cost_estimate
+        row[4] += 1
+    entries: list[dict[str, Any]] = []
+    for (provider, model), row in sorted(sums.items()):
+        entries.append(
             {
-                "key": key,
-                "provider": provider,
-                "model": callback.model,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "total_tokens": 0,
-                "usd": 0.0,
-                "comparisons": 0,
-            },
+                "key": f"{provider}::{model}",
+                "provider": str(provider),
+                "model": model,
+                "prompt_tokens": int(row[0]),
+                "completion_tokens": int(row[1]),
+                "total_tokens": int(row[2]),
+                "usd": round(row[3], 6),
+                "comparisons": int(row[4]),
+            }
         )
-        entry["prompt_tokens"] += callback.token_usage.prompt_tokens
-        entry["completion_tokens"] += callback.token_usage.completion_tokens
-        entry["total_tokens"] += callback.token_usage.total_tokens
-        entry["usd"] = round(entry["usd"] + callback.cost_estimate, 6)
-        entry["comparisons"] += 1
-        total += callback.cost_estimate
-    return {"total_usd": round(total, 6), "token_counts": [by_key[k] for k in sorted(by_key)]}
+    total = sum(row[3] for row in sums.values())
+    return {"total_usd": round(total, 6), "token_counts": entries}
 
 
 def _runner_status(
@@ -434,11 +467,7 @@ def _failure_reason(callback: LLMComparisonResultV1) -> str:
 
 
 def _is_sha256(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 64
-        and all(char in "0123456789abcdef" for char in value)
-    )
+    return isinstance(value, str) and _SHA256_RE.fullmatch(value) is not None
 
 
 def _optional_str(value: object) -> str | None:

@@ -29,6 +29,7 @@ from pytest_eng5.contracts import (
     RegisterAnchorRequest,
     RegisterAnchorResponse,
     get_scale,
+    grade_from_filename,
     parse_admin_error,
     validate_grade_for_scale,
 )
@@ -589,6 +590,17 @@ class AnchorFile:
     label: str
     grade: str
     text: str
+
+    @classmethod
+    def from_path(cls, path: Path, text: str) -> AnchorFile:
+        """Label = file stem, grade = HuleEdu's file-name rule; a bad name is an InventoryError."""
+        try:
+            grade = grade_from_filename(path.name)
+        except ValueError as error:
+            raise InventoryError(
+                str(error), next_step="rename the file so it ends in its grade, e.g. x_C+.docx"
+            ) from error
+        return cls(path=path, label=path.stem, grade=grade, text=text)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ so it can be benchmarked and tested on recorded envelopes.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from pytest_eng5.contracts import (
     CALLBACK_TOPIC,
@@ -139,8 +139,8 @@ class BatchEventFilter:
         if kind is None:
             return None
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            document = from_json(raw)
+        except ValueError as exc:
             self._malformed(kind, raw, topic, partition, offset, f"not JSON: {exc}")
             return None
         if not isinstance(document, dict):

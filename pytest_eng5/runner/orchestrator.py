@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_eng5.contracts import (
     EssayProcessingInputRefV1,
@@ -23,12 +22,19 @@ from pytest_eng5.errors import ConfigurationError, Eng5Error, ExtractionError, G
 from pytest_eng5.redact import register_secret
 from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
 from pytest_eng5.runner.identity import BatchIdentity
-from pytest_eng5.runner.inventory import EssayFile, Inventory, collect_inventory, make_essay_key
+from pytest_eng5.runner.inventory import (
+    EssayFile,
+    Inventory,
+    collect_inventory,
+    make_essay_key,
+    sha256_hex,
+)
 from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
 from pytest_eng5.settings import Eng5Settings
 
 DEFAULT_GRADE_SCALE = "eng5_np_legacy_9_step"
+PreflightMode = Literal["plan", "dry-run", "execute", "anchor-align-test", "register-anchors"]
 ANCHOR_ALIGN_PREFIX = "student::"
 
 
@@ -63,7 +69,7 @@ def request_essay_id(local_id: str, identity: BatchIdentity, max_length: int = 3
 
 
 class Eng5Runner:
-    """Runs ENG5 batches: ``plan``, ``dry_run``, ``execute``, ``anchor_align``, ``register_anchors``.
+    """Runs ENG5 batches: plan, dry_run, execute, attach, anchor_align, register_anchors.
 
     ``last_result`` always holds the result of the latest call, also when it raised.
     """
@@ -85,8 +91,12 @@ class Eng5Runner:
         result = self._start("plan")
         inventory = self._inventory(with_anchors=True)
         anchors = await self._preflight(result, "plan", anchors_needed=False)
-        self._capacity(result, "plan", anchors if anchors is not None else len(inventory.anchors),
-                       len(inventory.students))
+        self._capacity(
+            result,
+            "plan",
+            anchors if anchors is not None else len(inventory.anchors),
+            len(inventory.students),
+        )
         result.students = len(inventory.students)
         return self._finish(result, "planned")
 
@@ -95,9 +105,12 @@ class Eng5Runner:
         result = self._start("dry-run")
         inventory = self._inventory(with_anchors=True)
         anchors = await self._preflight(result, "dry-run", anchors_needed=False)
-        self._capacity(result, "dry-run",
-                       anchors if anchors is not None else len(inventory.anchors),
-                       len(inventory.students))
+        self._capacity(
+            result,
+            "dry-run",
+            anchors if anchors is not None else len(inventory.anchors),
+            len(inventory.students),
+        )
         result.students = len(inventory.students)
         evidence = self._evidence(result)
         try:
@@ -125,6 +138,23 @@ class Eng5Runner:
         essays = {request_essay_id(e.local_id, result.identity): e for e in inventory.students}
         result.students = len(essays)
         return await self._publish_run(result, inventory, essays, self.settings.assignment_id)
+
+    async def attach(self) -> RunResult:
+        """Re-attach to an execute batch published earlier (``batch_uuid`` set): nothing is
+        uploaded or published; the batch's events are read from the start of the topics."""
+        if not self.settings.batch_uuid:
+            raise ConfigurationError(
+                "attach needs the batch uuid of the earlier run",
+                next_step="set --eng5-batch-uuid to the uuid the earlier run printed",
+            )
+        result = self._start("execute")
+        inventory = self._inventory(with_anchors=False)
+        result.grade_scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+        essays = {request_essay_id(e.local_id, result.identity): e for e in inventory.students}
+        result.students = len(essays)
+        return await self._publish_run(
+            result, inventory, essays, self.settings.assignment_id, attach=True
+        )
 
     async def anchor_align(self) -> RunResult:
         """Anchors sent as students in a guest batch; writes the alignment report and plot."""
@@ -160,10 +190,18 @@ class Eng5Runner:
                     next_step="put the anchor essays (grade in the file name) there",
                 )
             report = await register_anchors(
-                client, assignment_id, files,
+                client,
+                assignment_id,
+                files,
                 expected_grade_scale=self.settings.expected_grade_scale,
             )
-        result.registration = report.to_dict()
+        result.registration = {
+            "inserted": list(report.inserted),
+            "updated": list(report.updated),
+            "not_persisted": list(report.not_persisted),
+            "anchor_count_after": report.anchor_count_after,
+        }
+        result.messages.append(report.summary())
         result.anchors_in_cj = report.anchor_count_after
         return self._finish(result, "registered")
 
@@ -204,9 +242,10 @@ class Eng5Runner:
                 "no CJ service URL to run the CJ admin preflight against",
                 next_step="set --eng5-cj-url or CJ_SERVICE_URL (or use the embedded stack)",
             )
-        return CJAdminClient(self.endpoints.cj_url, resolve_admin_token(self.endpoints.env))
+        env = self.endpoints.env
+        return CJAdminClient(self.endpoints.cj_url, token=resolve_admin_token(env), env=env)
 
-    async def _assignment_info(self, client: Any, assignment_id: str, mode: str) -> Any:
+    async def _assignment_info(self, client: Any, assignment_id: str, mode: PreflightMode) -> Any:
         from pytest_eng5.runner.cj_admin import assignment_preflight
 
         return await assignment_preflight(
@@ -217,7 +256,9 @@ class Eng5Runner:
             rubric_override=self.settings.rubric_file is not None,
         )
 
-    async def _preflight(self, result: RunResult, mode: str, *, anchors_needed: bool) -> int | None:
+    async def _preflight(
+        self, result: RunResult, mode: PreflightMode, *, anchors_needed: bool
+    ) -> int | None:
         """R3 (+R4 for execute): resolve the assignment in CJ; return CJ's anchor count."""
         from pytest_eng5.runner.cj_admin import anchor_preflight
 
@@ -256,8 +297,11 @@ class Eng5Runner:
         result.evidence_dir = evidence.folder
         evidence.log.info(
             "run started",
-            extra={"mode": result.mode, "batch_uuid": result.batch_uuid,
-                   "batch_label": result.identity.batch_label},
+            extra={
+                "mode": result.mode,
+                "batch_uuid": result.batch_uuid,
+                "batch_label": result.identity.batch_label,
+            },
         )
         return evidence
 
@@ -306,8 +350,11 @@ class Eng5Runner:
             result.messages.append(f"upload cache ignored ({outcome.ignored_reason})")
         evidence.log.info(
             "uploads done",
-            extra={"uploaded": outcome.uploaded, "reused": outcome.reused,
-                   "cache": str(self.settings.upload_cache_path)},
+            extra={
+                "uploaded": outcome.uploaded,
+                "reused": outcome.reused,
+                "cache": str(self.settings.upload_cache_path),
+            },
         )
         return {eid: outcome.storage_ids[e.text_sha256] for eid, e in essays.items()}
 
@@ -317,26 +364,33 @@ class Eng5Runner:
         inventory: Inventory,
         essays: dict[str, EssayFile],
         assignment_id: str | None,
+        *,
+        attach: bool = False,
     ) -> RunResult:
-        from pytest_eng5.runner.collector import BatchCollector
         from pytest_eng5.runner.envelope import compose_request
-        from pytest_eng5.runner.kafka_io import publish_request
 
         s = self.settings
         overrides = self._llm_overrides(result.mode)
         evidence = self._evidence(result)
-        collected = None
         try:
+            if attach:
+                return await self._await_run(result, evidence, inventory, essays, overrides)
             storage_ids = await self._upload(result, essays, evidence)
             refs = [
                 EssayProcessingInputRefV1(essay_id=eid, text_storage_id=storage_ids[eid])
                 for eid in essays
             ]
             envelope = compose_request(
-                result.identity, refs,
-                language=s.language, course_code=s.course_code, assignment_id=assignment_id,
-                user_id=s.user_id, org_id=s.org_id, llm_overrides=overrides,
-                runner_mode=result.mode, max_comparisons=s.max_comparisons,
+                result.identity,
+                refs,
+                language=s.language,
+                course_code=s.course_code,
+                assignment_id=assignment_id,
+                user_id=s.user_id,
+                org_id=s.org_id,
+                llm_overrides=overrides,
+                runner_mode=result.mode,
+                max_comparisons=s.max_comparisons,
                 llm_batching_mode=s.llm_batching_mode,
             )
             evidence.write_request(envelope)
@@ -345,20 +399,50 @@ class Eng5Runner:
             if s.no_kafka:
                 self._write_artefact(result, evidence, inventory, essays, None)
                 return self._finish(result, "not-published")
-            collector = BatchCollector(
-                result.identity,
-                consumer_kwargs=dict(self.endpoints.consumer_kwargs),
-                evidence=evidence,
-                completion_grace=s.completion_grace,
-                on_event=self._on_event(result),
-                progress=self.hooks.on_progress,
+            return await self._await_run(
+                result, evidence, inventory, essays, overrides, envelope=envelope
             )
-            async with collector:
-                if s.await_completion:
-                    await collector.prepare()
+        except Eng5Error as exc:
+            result.error = result.error or str(exc)
+            evidence.log.error("run stopped", extra={"error": exc.message, "kind": exc.kind})
+            raise
+        finally:
+            evidence.close()
+            result.stop_clock()
+
+    async def _await_run(
+        self,
+        result: RunResult,
+        evidence: Any,
+        inventory: Inventory,
+        essays: dict[str, EssayFile],
+        overrides: LLMConfigOverrides | None,
+        *,
+        envelope: EventEnvelope | None = None,
+    ) -> RunResult:
+        """Position the collector, publish ``envelope`` (None: re-attach), await, record."""
+        from pytest_eng5.runner.collector import BatchCollector
+        from pytest_eng5.runner.kafka_io import publish_request
+
+        s = self.settings
+        collector = BatchCollector(
+            result.identity,
+            consumer_kwargs=dict(self.endpoints.consumer_kwargs),
+            evidence=evidence,
+            completion_grace=s.completion_grace,
+            on_event=self._on_event(result),
+            progress=self.hooks.on_progress,
+            request_correlation_id=envelope.correlation_id if envelope else None,
+            from_beginning=envelope is None,
+        )
+        try:
+            if s.await_completion or envelope is None:
+                await collector.prepare()
+            if envelope is not None:
                 result.outcome = "publish-failed"
                 await publish_request(
-                    envelope, producer_kwargs=dict(self.endpoints.producer_kwargs),
+                    envelope,
+                    producer_kwargs=dict(self.endpoints.producer_kwargs),
                     timeout=min(30.0, s.completion_timeout),
                 )
                 result.published = True
@@ -367,31 +451,31 @@ class Eng5Runner:
                 if not s.await_completion:
                     self._write_artefact(result, evidence, inventory, essays, None)
                     return self._finish(result, "published")
-                try:
-                    collected = await collector.wait(s.completion_timeout)
-                except Eng5Error as exc:
-                    partial = getattr(collector, "collected", None)
-                    result.outcome = "failed" if exc.kind == "batch-failed" else "timeout"
-                    result.error = str(exc)
-                    self._absorb(result, partial, essays)
-                    self._write_artefact(result, evidence, inventory, essays, partial)
-                    raise
-            self._absorb(result, collected, essays)
-            result.outcome = "completed"
-            if result.mode == "anchor-align-test":
-                self._alignment(result, evidence, essays, collected, overrides)
-            self._write_artefact(result, evidence, inventory, essays, collected)
-            if s.auto_extract_db:
-                await self._extract(result, evidence, inventory, essays, collected)
-            self._gates(result)
-            return self._finish(result, "completed")
-        except Eng5Error as exc:
-            result.error = result.error or str(exc)
-            evidence.log.error("run stopped", extra={"error": exc.message, "kind": exc.kind})
-            raise
+            try:
+                collected = await collector.wait(s.completion_timeout)
+            except Eng5Error as exc:
+                partial = collector.collected
+                result.outcome = "failed" if exc.kind == "batch-failed" else "timeout"
+                result.error = str(exc)
+                self._absorb(result, partial, essays)
+                if s.auto_extract_db:
+                    result.post_run["eng5_db_extract"] = {
+                        "status": "skipped",
+                        "reason": f"no successful completion observed ({exc.kind})",
+                    }
+                self._write_artefact(result, evidence, inventory, essays, partial)
+                raise
         finally:
-            evidence.close()
-            result.stop_clock()
+            await collector.close()
+        self._absorb(result, collected, essays)
+        result.outcome = "completed"
+        if result.mode == "anchor-align-test":
+            self._alignment(result, evidence, essays, collected, overrides)
+        self._write_artefact(result, evidence, inventory, essays, collected)
+        if s.auto_extract_db:
+            await self._extract(result, evidence, inventory, essays, collected)
+        self._gates(result)
+        return self._finish(result, "completed")
 
     def _on_event(self, result: RunResult) -> Callable[[Any], None] | None:
         hook = self.hooks.on_event
@@ -487,13 +571,34 @@ class Eng5Runner:
         from pytest_eng5.runner.artefact import build_artefact, write_artefact
 
         s = self.settings
+        blob = None
+        if inventory.instructions_path is not None and inventory.instructions_text is not None:
+            blob = {
+                "source_path": inventory.instructions_path.name,
+                "checksum": sha256_hex(inventory.instructions_text.encode()),
+                "content": inventory.instructions_text,
+            }
+        anchors = [
+            {
+                "anchor_id": e.local_id,
+                "essay_id": eid,
+                "file_name": e.name,
+                "grade": e.grade,
+                "checksum": e.file_sha256,
+            }
+            for eid, e in essays.items()
+            if e.role == "anchor"
+        ]
+        students = [
+            {"essay_id": eid, "file_name": e.name, "checksum": e.file_sha256}
+            for eid, e in essays.items()
+            if e.role == "student"
+        ]
         inputs = {
-            "instructions": inventory.instructions_path.name if inventory.instructions_path else None,
-            "essays": [
-                {"essay_id": eid, "file_name": e.name, "role": e.role, "grade": e.grade,
-                 "text_sha256": e.text_sha256, "file_sha256": e.file_sha256}
-                for eid, e in essays.items()
-            ],
+            "instructions": blob,
+            "prompt_reference": blob,
+            "anchors": anchors,
+            "students": students,
         }
         summary = {
             "assignment_id": s.assignment_id,
@@ -512,7 +617,7 @@ class Eng5Runner:
             collected=collected,
             statistics=result.statistics or None,
             post_run=result.post_run or None,
-            outcome=result.outcome,
+            outcome=_artefact_outcome(result.outcome, collected),
         )
         path = evidence.path("assessment_run.json")
         write_artefact(doc, path)
@@ -532,7 +637,8 @@ class Eng5Runner:
         dsn = self.endpoints.postgres_dsn or dsn_from_env(self.endpoints.env)
         if collected is None or collected.completion is None:
             result.post_run["eng5_db_extract"] = {
-                "status": "skipped", "reason": "no completion observed",
+                "status": "skipped",
+                "reason": "no completion observed",
             }
             return
         started = time.monotonic()
@@ -545,14 +651,16 @@ class Eng5Runner:
             report = await extract_batch(dsn, result.batch_uuid, evidence.folder)
         except ExtractionError as exc:
             result.post_run["eng5_db_extract"] = {
-                "status": "failed", "batch_completed": True, "error": exc.message,
+                "status": "failed",
+                "batch_completed": True,
+                "error": exc.message,
                 "duration_s": round(time.monotonic() - started, 3),
             }
             self._write_artefact(result, evidence, inventory, essays, collected)
             raise
         result.post_run["eng5_db_extract"] = {
-            "status": "succeeded", "batch_completed": True,
-            "outputs": [str(p.relative_to(evidence.folder)) for p in report.paths],
+            **report.to_post_run(),
+            "batch_completed": True,
             "duration_s": round(time.monotonic() - started, 3),
         }
         self._write_artefact(result, evidence, inventory, essays, collected)
@@ -576,5 +684,8 @@ class Eng5Runner:
                 )
 
 
-def evidence_path_of(result: RunResult) -> Path | None:
-    return result.evidence_dir
+def _artefact_outcome(outcome: str, collected: Any) -> str:
+    """The artefact's outcome vocabulary (snake case; a missing rich result is told apart)."""
+    if outcome == "completed" and collected is not None and collected.result_missing:
+        return "completed_result_missing"
+    return {"failed": "batch_failed", "dry-run": "dry_run"}.get(outcome, outcome.replace("-", "_"))

@@ -7,6 +7,7 @@ idempotent (Tansu 0.6 answers InitProducerId with UnknownError, so it must be of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -103,6 +104,22 @@ async def metadata_answers(
     """True when the broker answers a metadata request (the readiness signal)."""
     await fetch_topic_names(endpoint, request_timeout)
     return True
+
+
+async def listener_then_metadata(endpoint: KafkaEndpoint) -> bool:
+    """Readiness of a local broker: the port accepts a connection, then metadata answers.
+
+    The plain connect comes first so the polls before the broker binds stay quiet (a failed
+    aiokafka bootstrap logs an error each time).
+    """
+    host, _, port = endpoint.bootstrap.rpartition(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return await metadata_answers(endpoint)
 
 
 async def ensure_topics_async(
@@ -256,7 +273,7 @@ def start_tansu(config: StackConfig) -> tuple[KafkaEndpoint, ManagedProcess]:
         )
         try:
             process.wait_ready(
-                functools.partial(metadata_answers, endpoint),
+                functools.partial(listener_then_metadata, endpoint),
                 timeout=max(deadline - time.monotonic(), 0.001),
                 what=f"the embedded Kafka broker (Tansu) on port {port}",
                 next_step=f"read {process.log_path}; if the port is taken, leave kafka_port "

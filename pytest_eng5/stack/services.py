@@ -42,23 +42,10 @@ def _healthz(url: str) -> bool:
         return False
 
 
-def _start(
-    name: str, args: list[str], log_dir: Path, env: dict[str, str], health_url: str, timeout: float
-) -> ManagedProcess:
-    process = ManagedProcess(
+def _launch(name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    return ManagedProcess(
         name, [sys.executable, "-m", "pytest_eng5.reference", *args], log_dir, env=env
     )
-    try:
-        process.wait_ready(
-            lambda: _healthz(health_url),
-            timeout,
-            what=f"{name} /healthz",
-            next_step=f"read {process.log_path}",
-        )
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def start_reference_services(
@@ -78,56 +65,59 @@ def start_reference_services(
     content_url = f"{content_base}/v1/content"
     cj_url = f"http://{HOST}:{cj_port}"
     worker_health = f"http://{HOST}:{worker_port}/healthz"
+    worker_args = [
+        "cj-worker",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--dsn",
+        postgres_dsn,
+        "--content-url",
+        content_url,
+        "--health-port",
+        str(worker_port),
+        "--judge",
+        judge,
+        "--judge-seed",
+        str(judge_seed),
+    ]
+    if kafka.idempotence:
+        worker_args.append("--idempotent-producer")
+    plan = [
+        (
+            "content-service",
+            ["content", "--host", HOST, "--port", str(content_port), "--dsn", postgres_dsn],
+            f"{content_base}/healthz",
+        ),
+        (
+            "cj-api",
+            [
+                "cj-api",
+                "--host",
+                HOST,
+                "--port",
+                str(cj_port),
+                "--dsn",
+                postgres_dsn,
+                "--content-url",
+                content_url,
+            ],
+            f"{cj_url}/healthz",
+        ),
+        ("cj-worker", worker_args, worker_health),
+    ]
+    # All three start at once (each pays its own interpreter start-up), then each must
+    # answer /healthz; the first that dies or times out stops them all.
     started: list[ManagedProcess] = []
     try:
-        started.append(
-            _start(
-                "content-service",
-                ["content", "--host", HOST, "--port", str(content_port), "--dsn", postgres_dsn],
-                log_dir,
-                env,
-                f"{content_base}/healthz",
+        for name, args, _ in plan:
+            started.append(_launch(name, args, log_dir, env))
+        for process, (name, _, health_url) in zip(started, plan, strict=True):
+            process.wait_ready(
+                lambda url=health_url: _healthz(url),  # type: ignore[misc]
                 timeout,
+                what=f"{name} /healthz",
+                next_step=f"read {process.log_path}",
             )
-        )
-        started.append(
-            _start(
-                "cj-api",
-                [
-                    "cj-api",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(cj_port),
-                    "--dsn",
-                    postgres_dsn,
-                    "--content-url",
-                    content_url,
-                ],
-                log_dir,
-                env,
-                f"{cj_url}/healthz",
-                timeout,
-            )
-        )
-        worker_args = [
-            "cj-worker",
-            "--bootstrap",
-            kafka.bootstrap,
-            "--dsn",
-            postgres_dsn,
-            "--content-url",
-            content_url,
-            "--health-port",
-            str(worker_port),
-            "--judge",
-            judge,
-            "--judge-seed",
-            str(judge_seed),
-        ]
-        if kafka.idempotence:
-            worker_args.append("--idempotent-producer")
-        started.append(_start("cj-worker", worker_args, log_dir, env, worker_health, timeout))
     except BaseException:
         for process in reversed(started):
             process.stop()

