@@ -1409,8 +1409,8 @@ class CJWorker:
             results = _essay_results(ranked, projection)
         except ValidationError as exc:
             # HuleEdu's behaviour for grades outside the EssayResultV1 regex (national 9-step):
-            # the thin event is out, the rich and resource events are not, the batch is left
-            # in SCORING.
+            # the thin event is out, the rich and resource events are not, the batch state
+            # is left in SCORING.
             _log.error(
                 "batch %s: rich result not published, a grade fails EssayResultV1: %s",
                 cj_batch_id,

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pytest_eng5.errors import Eng5Error
+from pytest_eng5.redact import RedactingFilter, register_secret
 from pytest_eng5.reference.judge import JUDGE_NAMES
 from pytest_eng5.reference.worker import CJWorker, WorkerSettings
 
@@ -144,10 +145,13 @@ async def _serve(settings: WorkerSettings, health_port: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM/SIGINT; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
+    register_secret(args.dsn)  # may carry a password
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = settings_from_args(args)

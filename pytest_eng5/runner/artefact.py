@@ -40,6 +40,8 @@ RUNNER_MODES: Final[tuple[str, ...]] = ("plan", "dry-run", "execute", "anchor-al
 OUTCOMES: Final[tuple[str, ...]] = (
     "planned",
     "dry_run",
+    "not_published",
+    "published",
     "completed",
     "completed_result_missing",
     "batch_failed",

@@ -8,8 +8,10 @@ uploaded or published; every step that was done is kept (upload cache, evidence 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +70,21 @@ def request_essay_id(local_id: str, identity: BatchIdentity, max_length: int = 3
     return f"{make_essay_key(local_id, max_length - 9)}-{identity.batch_uuid.hex[:8]}"
 
 
+def _timed(method: Callable[..., Awaitable[RunResult]]) -> Callable[..., Awaitable[RunResult]]:
+    """Give a run that raised its duration too (a finished run sets it in ``_finish``)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Eng5Runner) -> RunResult:
+        try:
+            return await method(self)
+        except BaseException:
+            if self.last_result is not None:
+                self.last_result.stop_clock()
+            raise
+
+    return wrapper
+
+
 class Eng5Runner:
     """Runs ENG5 batches: plan, dry_run, execute, attach, anchor_align, register_anchors.
 
@@ -86,6 +103,7 @@ class Eng5Runner:
 
     # ----------------------------------------------------------------- public modes
 
+    @_timed
     async def plan(self) -> RunResult:
         """Inventory, CJ preflight (when an assignment is set) and R1; nothing is written."""
         result = self._start("plan")
@@ -100,6 +118,7 @@ class Eng5Runner:
         result.students = len(inventory.students)
         return self._finish(result, "planned")
 
+    @_timed
     async def dry_run(self) -> RunResult:
         """Like :meth:`plan`, plus a schema-valid artefact in the evidence folder."""
         result = self._start("dry-run")
@@ -113,12 +132,14 @@ class Eng5Runner:
         )
         result.students = len(inventory.students)
         evidence = self._evidence(result)
+        result.outcome = "dry-run"
         try:
             self._write_artefact(result, evidence, inventory, essays={}, collected=None)
         finally:
             evidence.close()
         return self._finish(result, "dry-run")
 
+    @_timed
     async def execute(self) -> RunResult:
         """A student-only CJ batch against CJ-owned anchors (R4)."""
         result = self._start("execute")
@@ -139,6 +160,7 @@ class Eng5Runner:
         result.students = len(essays)
         return await self._publish_run(result, inventory, essays, self.settings.assignment_id)
 
+    @_timed
     async def attach(self) -> RunResult:
         """Re-attach to an execute batch published earlier (``batch_uuid`` set): nothing is
         uploaded or published; the batch's events are read from the start of the topics."""
@@ -156,6 +178,7 @@ class Eng5Runner:
             result, inventory, essays, self.settings.assignment_id, attach=True
         )
 
+    @_timed
     async def anchor_align(self) -> RunResult:
         """Anchors sent as students in a guest batch; writes the alignment report and plot."""
         result = self._start("anchor-align-test")
@@ -170,6 +193,7 @@ class Eng5Runner:
         result.anchors_sent = len(essays)
         return await self._publish_run(result, inventory, essays, None)
 
+    @_timed
     async def register_anchors(self) -> RunResult:
         """Explicit, opt-in anchor registration for the assignment (never done by execute)."""
         from pytest_eng5.runner.cj_admin import AnchorFile, register_anchors
@@ -397,6 +421,7 @@ class Eng5Runner:
             if self.hooks.before_publish:
                 self.hooks.before_publish(envelope, result.identity)
             if s.no_kafka:
+                result.outcome = "not-published"
                 self._write_artefact(result, evidence, inventory, essays, None)
                 return self._finish(result, "not-published")
             return await self._await_run(
@@ -453,15 +478,19 @@ class Eng5Runner:
                     return self._finish(result, "published")
             try:
                 collected = await collector.wait(s.completion_timeout)
-            except Eng5Error as exc:
+            except (Eng5Error, asyncio.CancelledError, KeyboardInterrupt) as exc:
+                # Ctrl-C arrives as a cancellation: keep what was gathered, then go on stopping.
                 partial = collector.collected
-                result.outcome = "failed" if exc.kind == "batch-failed" else "timeout"
-                result.error = str(exc)
+                kind = exc.kind if isinstance(exc, Eng5Error) else "interrupted"
+                result.outcome = {"batch-failed": "failed", "interrupted": "interrupted"}.get(
+                    kind, "timeout"
+                )
+                result.error = str(exc) or kind
                 self._absorb(result, partial, essays)
                 if s.auto_extract_db:
                     result.post_run["eng5_db_extract"] = {
                         "status": "skipped",
-                        "reason": f"no successful completion observed ({exc.kind})",
+                        "reason": f"no successful completion observed ({kind})",
                     }
                 self._write_artefact(result, evidence, inventory, essays, partial)
                 raise
@@ -688,4 +717,5 @@ def _artefact_outcome(outcome: str, collected: Any) -> str:
     """The artefact's outcome vocabulary (snake case; a missing rich result is told apart)."""
     if outcome == "completed" and collected is not None and collected.result_missing:
         return "completed_result_missing"
-    return {"failed": "batch_failed", "dry-run": "dry_run"}.get(outcome, outcome.replace("-", "_"))
+    renamed = {"failed": "batch_failed", "interrupted": "error"}
+    return renamed.get(outcome, outcome.replace("-", "_"))

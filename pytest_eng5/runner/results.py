@@ -20,6 +20,7 @@ OUTCOMES = (
     "failed",
     "timeout",
     "publish-failed",
+    "interrupted",
     "rejected",
 )
 

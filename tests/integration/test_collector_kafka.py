@@ -250,7 +250,8 @@ async def test_publish_then_collect_sees_only_its_batch(
     key, value = await _read_request(tansu_bootstrap, info.partition, info.offset)
     assert key == ours.encode()
     assert EventEnvelope.from_bytes(value).event_id == envelope.event_id
-    assert [c.request_metadata["essay_a_id"] for c in run.callbacks] == ["ESSAY-1", "ESSAY-2"]
+    # Unkeyed callbacks land on any partition, so arrival order is not part of the contract.
+    assert sorted(c.request_metadata["essay_a_id"] for c in run.callbacks) == ["ESSAY-1", "ESSAY-2"]
     assert run.completion is not None
     assert run.completion.entity_id == ours
     assert run.result is not None

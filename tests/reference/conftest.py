@@ -39,12 +39,18 @@ TABLES = (
 )
 
 
-def run_db(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Run one statement on its own connection (the tests read back what the services wrote)."""
+def run_db(dsn: str, sql: str, *args: Any, script: bool = False) -> list[asyncpg.Record]:
+    """Run SQL on its own connection (the tests read back what the services wrote).
+
+    ``script=True`` runs several ``;``-separated statements and returns no rows.
+    """
 
     async def go() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(dsn)
         try:
+            if script:
+                await conn.execute(sql)
+                return []
             return list(await conn.fetch(sql, *args))
         finally:
             await conn.close()
@@ -120,7 +126,8 @@ def pg_dsn() -> Iterator[str]:
 @pytest.fixture
 def clean_db(pg_dsn: str) -> str:
     """Empty the reference tables (and faults) before a test; returns the DSN."""
-    run_db(pg_dsn, f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    # DELETE, not TRUNCATE: on tables this small it is many times faster.
+    run_db(pg_dsn, "; ".join(f"DELETE FROM {table}" for table in TABLES), script=True)
     return pg_dsn
 
 
@@ -181,8 +188,11 @@ def admin_headers() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def db_rows(pg_dsn: str) -> Callable[..., list[asyncpg.Record]]:
-    """``db_rows(sql, *args)`` → rows, read on a fresh connection (proves writes committed)."""
-    return lambda sql, *args: run_db(pg_dsn, sql, *args)
+    """``db_rows(sql, *args, script=False)`` → rows, read on a fresh connection.
+
+    A fresh connection per call proves that what the services wrote was committed.
+    """
+    return lambda sql, *args, script=False: run_db(pg_dsn, sql, *args, script=script)
 
 
 @pytest.fixture(scope="session")

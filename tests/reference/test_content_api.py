@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -13,6 +14,7 @@ import pytest
 
 from pytest_eng5.contracts.content import ContentErrorBody, ContentUploadResponse
 from pytest_eng5.reference.content_app import create_content_app
+from pytest_eng5.reference.db import apply_schema, create_pool
 
 HTTP_DATE = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$")
 
@@ -261,3 +263,39 @@ def test_default_mode_renders_error_timestamps_as_iso(content: httpx.Client) -> 
     timestamp = response.json()["error"]["timestamp"]
     assert not HTTP_DATE.match(timestamp)
     assert "T" in timestamp
+
+
+# --- schema application (db.apply_schema) ------------------------------------------------------
+
+
+def test_apply_schema_is_idempotent_under_concurrent_starts(
+    pg_dsn: str, db_rows: Callable[..., list[Any]]
+) -> None:
+    name = f"schema_{uuid.uuid4().hex[:12]}"
+    db_rows(f"CREATE DATABASE {name}", script=True)
+    fresh_dsn = pg_dsn.replace("/postgres?", f"/{name}?", 1)
+    assert fresh_dsn != pg_dsn
+
+    async def start_many(count: int) -> set[str]:
+        pools = [await create_pool(fresh_dsn, min_size=1, max_size=1) for _ in range(count)]
+        try:
+            await asyncio.gather(*(apply_schema(pool) for pool in pools))
+            await apply_schema(pools[0])  # and once more on a complete schema
+            rows = await pools[0].fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+            return {row["table_name"] for row in rows}
+        finally:
+            await asyncio.gather(*(pool.close() for pool in pools))
+
+    try:
+        tables = asyncio.run(start_many(4))
+        assert {
+            "stored_content",
+            "assessment_instructions",
+            "anchor_essay_references",
+            "cj_batch_uploads",
+            "reference_faults",
+        } <= tables
+    finally:
+        db_rows(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", script=True)

@@ -506,33 +506,21 @@ async def test_judge_errors_become_error_callbacks(
 # --------------------------------------------------------------------------- as a process
 
 
-def _worker_command() -> list[str]:
-    import pytest_eng5.reference as reference
-
-    if (Path(reference.__file__).parent / "__main__.py").exists():
-        return [sys.executable, "-m", "pytest_eng5.reference", "cj-worker"]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from pytest_eng5.reference.worker_main import main; sys.exit(main(sys.argv[1:]))",
-    ]
-
-
 @pytest.mark.asyncio
 async def test_worker_as_a_process(infra: Infra, db: asyncpg.Connection, tmp_path: Path) -> None:
+    """``python -m pytest_eng5.reference cj-worker``: /healthz, one batch, clean SIGTERM."""
     await set_faults(infra.dsn, FaultConfig())
     port = free_port()
-    log = (tmp_path / "cj-worker.log").open("wb")
-    process = subprocess.Popen(
-        [
-            *_worker_command(),
-            "--bootstrap", infra.bootstrap,
-            "--dsn", infra.dsn,
-            "--content-url", infra.content_url,
-            "--health-port", str(port),
-            "--judge", "coin_flip",
-            "--max-pairwise-comparisons", "6",
-        ],
+    log_path = tmp_path / "cj-worker.log"
+    log = log_path.open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pytest_eng5.reference", "cj-worker",
+        "--bootstrap", infra.bootstrap,
+        "--dsn", infra.dsn,
+        "--content-url", infra.content_url,
+        "--health-port", str(port),
+        "--judge", "coin_flip",
+        "--max-pairwise-comparisons", "6",
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -542,7 +530,7 @@ async def test_worker_as_a_process(infra: Infra, db: asyncpg.Connection, tmp_pat
             deadline = asyncio.get_running_loop().time() + 60
             status = None
             while status != 200:
-                assert process.poll() is None, (tmp_path / "cj-worker.log").read_text()
+                assert process.returncode is None, log_path.read_text()
                 assert asyncio.get_running_loop().time() < deadline, "worker never became healthy"
                 try:
                     status = (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code
@@ -559,12 +547,14 @@ async def test_worker_as_a_process(infra: Infra, db: asyncpg.Connection, tmp_pat
         result = _only(for_batch(tap.envelopes(RESULT_TOPIC), batch_id))
         assert result.data_as(AssessmentResultV1).batch_id == batch_id
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+            code = await asyncio.wait_for(process.wait(), 20)
+        except TimeoutError:
             process.kill()
-            process.wait(timeout=10)
+            await asyncio.wait_for(process.wait(), 10)
             raise
-        log.close()
-    assert code == 0, (tmp_path / "cj-worker.log").read_text()
+        finally:
+            log.close()
+    assert code == 0, log_path.read_text()

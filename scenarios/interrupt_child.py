@@ -1,0 +1,30 @@
+"""Child process of the SIGINT scenario: one execute run against a running stack.
+
+argv[1] is a JSON object with ``settings`` (Eng5Settings fields) and ``endpoints`` (Endpoints
+fields). Ctrl-C (SIGINT) during the await must leave the evidence written so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from pytest_eng5.runner.orchestrator import Endpoints, Eng5Runner
+from pytest_eng5.settings import Eng5Settings
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    runner = Eng5Runner(Eng5Settings(**spec["settings"]), Endpoints(**spec["endpoints"]))
+    try:
+        asyncio.run(runner.execute())
+    except KeyboardInterrupt:
+        result = runner.last_result
+        print(f"interrupted outcome={result.outcome if result else None}", flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Faults: each has a defined outcome, and nothing already done is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_eng5.errors import AwaitTimeoutError, BatchFailedError, PublishError, UploadError
+from pytest_eng5.runner.orchestrator import Eng5Runner
+from pytest_eng5.stack.ports import free_port
+from pytest_eng5.stack.session import running_stack
+
+pytestmark = pytest.mark.eng5_scenario("faults")
+HERE = Path(__file__).resolve().parent
+
+
+def events(result) -> list[dict]:
+    path = result.evidence_dir / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def artefact_outcome(result) -> str:
+    doc = json.loads(result.artefact_path.read_text())
+    return doc["validation"]["runner_status"]["outcome"]
+
+
+def test_broker_down_at_publish(eng5_runner_factory, request_watch, sample, own_cache) -> None:
+    runner = eng5_runner_factory(**sample, **own_cache, no_await=True, completion_timeout=3)
+    dead = f"127.0.0.1:{free_port()}"
+    runner.aio.endpoints = dataclasses.replace(
+        runner.aio.endpoints,
+        producer_kwargs={**runner.aio.endpoints.producer_kwargs, "bootstrap_servers": dead},
+    )
+    with pytest.raises(PublishError) as info:
+        runner.execute()
+    assert dead in str(info.value)
+    result = runner.last_result
+    assert result.outcome == "publish-failed"
+    assert not result.published
+    assert (result.evidence_dir / "request.json").is_file(), "the envelope is kept for a retry"
+    assert result.uploaded + result.reused == 24, "uploads done before the failure are kept"
+    assert request_watch.new_requests() == []
+
+
+def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
+    settings = eng5_settings.merged(evidence_dir=tmp_path / "evidence")
+    with running_stack(settings, tmp_path / "stack") as stack:
+        from pytest_eng5.fixtures import SAMPLE_COURSE_ID
+        from pytest_eng5.reference.seeding import seed_assignment
+        from pytest_eng5.runner.auth import mint_dev_token
+        from pytest_eng5.runner.orchestrator import RunHooks
+        from pytest_eng5.sample_data import SAMPLE_ASSETS
+
+        assignment = "fault-broker-stop"
+        asyncio.run(seed_assignment(stack.cj_url, mint_dev_token(stack.env), SAMPLE_ASSETS,
+                                    assignment_id=assignment))
+        stack.set_faults("cj-worker", judge_delay_ms=150)
+        broker = next(p for p in stack.infrastructure.processes if "tansu" in p.name.lower())
+
+        def stop_broker_on_first_callback(event, identity) -> None:
+            if event.kind == "callback" and broker.returncode is None:
+                broker.stop(timeout=5)
+
+        run_settings = settings.merged(
+            assignment_id=assignment, course_id=SAMPLE_COURSE_ID, max_comparisons=40,
+            completion_timeout=4, cache_file=tmp_path / "cache.json",
+        )
+        runner = Eng5Runner(run_settings, stack.endpoints(),
+                            RunHooks(on_event=stop_broker_on_first_callback))
+        with pytest.raises(AwaitTimeoutError):
+            asyncio.run(runner.execute())
+        result = runner.last_result
+        assert result.outcome == "timeout"
+        assert len(events(result)) >= 1, "what arrived before the broker stopped is kept"
+        assert artefact_outcome(result) == "timeout"
+
+
+def test_malformed_duplicate_and_foreign_callbacks(
+    eng5_runner_factory, clean_faults, sample, own_cache
+) -> None:
+    clean_faults.set_faults("cj-worker", duplicate_callback_rate=0.3, malformed_callback_rate=0.1,
+                            seed=7)
+    first = eng5_runner_factory(**sample, **own_cache, batch_label="noisy-1")
+    second = eng5_runner_factory(**sample, **own_cache, batch_label="noisy-2")
+
+    async def both():
+        return await asyncio.gather(first.aio.execute(), second.aio.execute())
+
+    for result in asyncio.run(both()):
+        assert result.outcome == "completed"
+        assert result.ignored_events["duplicates"] > 0
+        assert result.ignored_events["malformed"] > 0
+        assert result.ignored_events["foreign"] > 0
+        kept = events(result)
+        assert any(e.get("malformed_reason") for e in kept), "malformed events are kept"
+        assert any(e.get("duplicate") for e in kept)
+
+
+def test_failed_event_ends_the_wait_at_once(
+    eng5_runner_factory, clean_faults, sample, own_cache
+) -> None:
+    clean_faults.set_faults("cj-worker", force_failure=True)
+    runner = eng5_runner_factory(**sample, **own_cache, completion_timeout=60)
+    started = time.monotonic()
+    with pytest.raises(BatchFailedError) as info:
+        runner.execute()
+    assert time.monotonic() - started < 30, "the failure did not wait for the timeout"
+    assert info.value.reason
+    result = runner.last_result
+    assert result.outcome == "failed"
+    assert artefact_outcome(result) == "batch_failed"
+    assert any(e["kind"] == "failed" for e in events(result))
+
+
+def test_content_5xx_mid_upload_then_resume(
+    eng5_runner_factory, clean_faults, request_watch, sample, own_cache
+) -> None:
+    clean_faults.set_faults("content", http_pass_first=7, http_5xx_count=1000,
+                            http_path_prefix="/v1/content")
+    with pytest.raises(UploadError) as info:
+        eng5_runner_factory(**sample, **own_cache).execute()
+    assert info.value.uploaded == 7
+    assert request_watch.new_requests() == [], "nothing is published with missing uploads"
+    clean_faults.clear_faults()
+    result = eng5_runner_factory(**sample, **own_cache).execute()
+    assert result.outcome == "completed"
+    assert (result.uploaded, result.reused) == (17, 7)
+
+
+def test_corrupt_cache_is_set_aside_and_rebuilt(eng5_runner_factory, sample, own_cache) -> None:
+    cache_file = own_cache["cache_file"]
+    cache_file.write_text("{ this is not json", encoding="utf-8")
+    result = eng5_runner_factory(**sample, **own_cache, no_kafka=True).execute()
+    assert result.uploaded == 24
+    assert cache_file.with_name(cache_file.name + ".corrupt").read_text() == "{ this is not json"
+    assert len(json.loads(cache_file.read_text())["entries"]) == 24
+    assert any("upload cache ignored" in m for m in result.messages)
+
+
+def test_two_runs_in_parallel_share_one_cache(eng5_runner_factory, sample, own_cache) -> None:
+    runners = [eng5_runner_factory(**sample, **own_cache, no_kafka=True) for _ in range(2)]
+
+    async def both():
+        return await asyncio.gather(*(r.aio.execute() for r in runners))
+
+    results = asyncio.run(both())
+    assert all(r.outcome == "not-published" for r in results)
+    assert len(json.loads(own_cache["cache_file"].read_text())["entries"]) == 24
+    again = eng5_runner_factory(**sample, **own_cache, no_kafka=True).execute()
+    assert again.uploaded == 0, "both runs' uploads were merged into the cache"
+
+
+def test_sigint_during_await_keeps_the_evidence(
+    eng5_stack, eng5_settings, clean_faults, sample, tmp_path
+) -> None:
+    clean_faults.set_faults("cj-worker", judge_delay_ms=100)
+    evidence = tmp_path / "evidence"
+    settings = eng5_settings.merged(
+        **sample, evidence_dir=evidence, cache_file=tmp_path / "cache.json",
+        completion_timeout=60,
+    )
+    endpoints = eng5_stack.endpoints()
+    spec = {
+        "settings": settings.model_dump(mode="json"),
+        "endpoints": {**dataclasses.asdict(endpoints), "env": dict(endpoints.env)},
+    }
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "interrupt_child.py"), json.dumps(spec)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        event_files: list[Path] = []
+        while time.monotonic() < deadline and child.poll() is None:
+            event_files = [p for p in evidence.glob("*/events.jsonl") if p.stat().st_size > 0]
+            if event_files:
+                break
+            time.sleep(0.05)  # polling the file system for the first event line
+        assert event_files, "the child never received an event"
+        child.send_signal(signal.SIGINT)
+        output, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, output
+    assert "interrupted outcome=interrupted" in output
+    folder = event_files[0].parent
+    lines = folder.joinpath("events.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+    assert json.loads(folder.joinpath("request.json").read_text())["data"]["entity_id"] == folder.name
+    doc = json.loads(folder.joinpath("assessment_run.json").read_text())
+    assert doc["validation"]["runner_status"]["outcome"] == "error"

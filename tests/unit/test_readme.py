@@ -1,0 +1,27 @@
+"""The README stays true: the two commands come first, the options table matches the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pytest_eng5.settings import options_markdown_table
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_starts_with_the_two_commands_ci_runs() -> None:
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert first_block is not None
+    assert README.index("```bash") < README.index("\n## ")
+    main_job, test_command = first_block.group(1).strip().splitlines()
+    assert main_job.endswith("pytest -m eng5_execute")
+    ci_script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command.replace("pip install", "python -m pip install").replace(
+        "&& pytest", "&& python -m pytest"
+    ) in ci_script
+
+
+def test_options_table_matches_the_settings() -> None:
+    assert options_markdown_table() in README
