@@ -28,6 +28,9 @@ class FaultConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    http_pass_first: int = Field(
+        0, ge=0, description="let the next N matching HTTP requests through before failing"
+    )
     http_5xx_count: int = Field(0, ge=0, description="fail the next N matching HTTP requests")
     http_5xx_rate: float = Field(0.0, ge=0.0, le=1.0, description="fail this share of requests")
     http_latency_ms: int = Field(0, ge=0, description="delay every matching HTTP request")

@@ -3,7 +3,8 @@
 The faults live in PostgreSQL (``reference_faults``) and are read on every matching request, so
 a test that sets faults and calls at once sees them. ``http_5xx_count`` is decremented in the
 database in the same statement that decides to fail, so "fail the next N" is exact even with
-concurrent requests or several processes.
+concurrent requests or several processes. ``http_pass_first`` lets that many requests
+through before the 5xx faults start, for failures part-way through a series of uploads.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ UPDATE reference_faults
  WHERE service = $1 AND (config->>'http_5xx_count')::int > 0
 RETURNING (config->>'http_5xx_count')::int
 """
+
+
+_TAKE_ONE_PASS = _TAKE_ONE_5XX.replace("http_5xx_count", "http_pass_first")
 
 
 def is_exempt(path: str) -> bool:
@@ -82,6 +86,11 @@ class HttpFaultMiddleware:
         await self.app(scope, receive, send)
 
     async def _should_fail(self, pool: Pool, faults: FaultConfig) -> bool:
+        if faults.http_pass_first > 0:
+            # "mid-way" failures: the first N go through (counted down atomically like 5xx)
+            passed = await pool.fetchval(_TAKE_ONE_PASS, self.service)
+            if passed is not None:
+                return False
         if faults.http_5xx_count > 0:
             remaining = await pool.fetchval(_TAKE_ONE_5XX, self.service)
             if remaining is not None:

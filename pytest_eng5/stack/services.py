@@ -19,6 +19,7 @@ from pytest_eng5.stack.ports import free_port
 from pytest_eng5.stack.process import ManagedProcess
 
 HOST = "127.0.0.1"
+CALLBACK_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
