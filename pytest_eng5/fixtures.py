@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +113,7 @@ def _hooks(config: pytest.Config) -> RunHooks:
 
 
 @pytest.fixture
-def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Iterator[Any]:
+def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
     """``factory(**settings) -> RunnerHandle`` bound to the session stack.
 
     Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then
@@ -140,7 +140,7 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Iter
         runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))
         return RunnerHandle(runner, record)
 
-    yield factory
+    return factory
 
 
 @pytest.fixture
@@ -162,8 +162,10 @@ def eng5_sample_assignment(eng5_stack: Any, eng5_settings: Eng5Settings) -> Samp
                 next_step="set --eng5-assignment-id and --eng5-course-id",
             )
         return SampleAssignment(
-            eng5_settings.assignment_id, eng5_settings.course_id,
-            eng5_settings.expected_grade_scale or "", -1,
+            eng5_settings.assignment_id,
+            eng5_settings.course_id,
+            eng5_settings.expected_grade_scale or "",
+            -1,
         )
     from pytest_eng5.reference.seeding import seed_assignment
     from pytest_eng5.runner.auth import mint_dev_token

@@ -29,8 +29,7 @@ MARKERS = (
     "no_await=None, auto_extract_db=None, completion_timeout=None, "
     "**other_eng5_settings): configure the eng5_runner fixture for this test, module or "
     "class; the closest marker wins",
-    "eng5_needs_docker: the test needs a Docker engine (skipped with the reason when none "
-    "answers)",
+    "eng5_needs_docker: the test needs a Docker engine (skipped with the reason when none answers)",
 )
 
 
@@ -47,13 +46,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help_text = f"{spec.help}{choices} [{sources}{default}]"
         if spec.type == "bool":
             group.addoption(
-                spec.cli_flag, dest=f"eng5_{spec.name}", action="store_true", default=None,
+                spec.cli_flag,
+                dest=f"eng5_{spec.name}",
+                action="store_true",
+                default=None,
                 help=help_text,
             )
         else:
             group.addoption(
-                spec.cli_flag, dest=f"eng5_{spec.name}", action="store", default=None,
-                metavar=spec.type.upper(), help=help_text,
+                spec.cli_flag,
+                dest=f"eng5_{spec.name}",
+                action="store",
+                default=None,
+                metavar=spec.type.upper(),
+                help=help_text,
             )
         parser.addini(spec.ini_key, help=f"{spec.help}{choices}", type="string", default="")
 
@@ -125,7 +131,9 @@ def eng5_settings(pytestconfig: pytest.Config) -> Eng5Settings:
 
 
 @pytest.fixture(scope="session")
-def eng5_stack(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def eng5_stack(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """The session's stack: Kafka, PostgreSQL and the CJ/Content services (or external ones).
 
     One stack per xdist worker; every process it starts is stopped at the end.

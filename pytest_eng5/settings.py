@@ -54,28 +54,64 @@ class OptionSpec:
 
 OPTIONS: tuple[OptionSpec, ...] = (
     # stack
-    OptionSpec("stack", "choice", "embedded", "which stack to run on", ("ENG5_STACK",), STACK_KINDS),
+    OptionSpec(
+        "stack", "choice", "embedded", "which stack to run on", ("ENG5_STACK",), STACK_KINDS
+    ),
     OptionSpec("start_timeout", "float", 30.0, "seconds a stack process may take to be ready"),
     OptionSpec("require_services", "bool", False, "fail (not skip) when a stack is unavailable"),
-    OptionSpec("kafka_bootstrap", "str", None, "external Kafka bootstrap servers",
-               ("KAFKA_BOOTSTRAP_SERVERS",)),
-    OptionSpec("kafka_security_protocol", "choice", "PLAINTEXT", "Kafka security protocol",
-               ("KAFKA_SECURITY_PROTOCOL",), SECURITY_PROTOCOLS),
-    OptionSpec("kafka_sasl_mechanism", "choice", None, "SASL mechanism (credentials come from "
-               "KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)", ("KAFKA_SASL_MECHANISM",),
-               SASL_MECHANISMS),
+    OptionSpec(
+        "kafka_bootstrap",
+        "str",
+        None,
+        "external Kafka bootstrap servers",
+        ("KAFKA_BOOTSTRAP_SERVERS",),
+    ),
+    OptionSpec(
+        "kafka_security_protocol",
+        "choice",
+        "PLAINTEXT",
+        "Kafka security protocol",
+        ("KAFKA_SECURITY_PROTOCOL",),
+        SECURITY_PROTOCOLS,
+    ),
+    OptionSpec(
+        "kafka_sasl_mechanism",
+        "choice",
+        None,
+        "SASL mechanism (credentials come from KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)",
+        ("KAFKA_SASL_MECHANISM",),
+        SASL_MECHANISMS,
+    ),
     OptionSpec("kafka_ssl_cafile", "path", None, "CA file for Kafka SSL", ("KAFKA_SSL_CAFILE",)),
-    OptionSpec("kafka_idempotence", "choice", "auto",
-               "producer idempotence: auto = on for external Kafka, off for embedded Tansu",
-               (), IDEMPOTENCE_CHOICES),
-    OptionSpec("postgres_dsn", "str", None, "external PostgreSQL DSN (CJ database)",
-               ("ENG5_POSTGRES_DSN",)),
-    OptionSpec("cj_url", "str", None, "CJ Assessment Service base URL (external stack)",
-               ("CJ_SERVICE_URL",)),
-    OptionSpec("content_url", "str", None, "Content Service URL (external stack)",
-               ("CONTENT_SERVICE_URL",)),
-    OptionSpec("judge", "choice", "text_features", "judge of the reference CJ worker",
-               ("ENG5_JUDGE",), JUDGES),
+    OptionSpec(
+        "kafka_idempotence",
+        "choice",
+        "auto",
+        "producer idempotence: auto = on for external Kafka, off for embedded Tansu",
+        (),
+        IDEMPOTENCE_CHOICES,
+    ),
+    OptionSpec(
+        "postgres_dsn", "str", None, "external PostgreSQL DSN (CJ database)", ("ENG5_POSTGRES_DSN",)
+    ),
+    OptionSpec(
+        "cj_url",
+        "str",
+        None,
+        "CJ Assessment Service base URL (external stack)",
+        ("CJ_SERVICE_URL",),
+    ),
+    OptionSpec(
+        "content_url", "str", None, "Content Service URL (external stack)", ("CONTENT_SERVICE_URL",)
+    ),
+    OptionSpec(
+        "judge",
+        "choice",
+        "text_features",
+        "judge of the reference CJ worker",
+        ("ENG5_JUDGE",),
+        JUDGES,
+    ),
     OptionSpec("judge_seed", "int", 0, "seed of the reference judge"),
     # run inputs
     OptionSpec("assets", "path", None, "ENG5 asset folder (default: the bundled sample set)"),
@@ -96,11 +132,18 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("llm_max_tokens", "int", None, "LLM max tokens override (> 0)"),
     OptionSpec("system_prompt_file", "path", None, "system prompt override file"),
     OptionSpec("rubric_file", "path", None, "judge rubric override file"),
-    OptionSpec("reasoning_effort", "choice", None, "reasoning effort override", (),
-               REASONING_EFFORTS),
+    OptionSpec(
+        "reasoning_effort", "choice", None, "reasoning effort override", (), REASONING_EFFORTS
+    ),
     OptionSpec("output_verbosity", "choice", None, "output verbosity override", (), VERBOSITIES),
-    OptionSpec("llm_batching_mode", "choice", None, "sent as metadata.llm_batching_mode_hint",
-               (), BATCHING_MODES),
+    OptionSpec(
+        "llm_batching_mode",
+        "choice",
+        None,
+        "sent as metadata.llm_batching_mode_hint",
+        (),
+        BATCHING_MODES,
+    ),
     # run behaviour
     OptionSpec("no_kafka", "bool", False, "upload and write the envelope, but do not publish"),
     OptionSpec("no_await", "bool", False, "publish without awaiting completion"),
@@ -109,8 +152,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("force_reupload", "bool", False, "ignore the upload cache and re-upload"),
     OptionSpec("auto_extract_db", "bool", False, "R5: extract the CJ database after success"),
     OptionSpec("evidence_dir", "path", Path("eng5-evidence"), "evidence root folder"),
-    OptionSpec("cache_file", "path", None,
-               "upload cache file (default: <evidence_dir>/content_upload_cache.json)"),
+    OptionSpec(
+        "cache_file",
+        "path",
+        None,
+        "upload cache file (default: <evidence_dir>/content_upload_cache.json)",
+    ),
     # gates
     OptionSpec("min_ssr", "float", None, "fail a run whose SSR is below this"),
     OptionSpec("min_tau_b", "float", None, "fail an anchor-align run whose tau-b is below this"),

@@ -51,8 +51,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def format_summary_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The terminal table: batch uuid, mode, outcome, comparisons, SSR, tau-b, duration, evidence."""
-    header = ("batch_uuid", "mode", "outcome", "comparisons", "SSR", "tau-b", "duration", "evidence")
+    """The terminal table: uuid, mode, outcome, comparisons, SSR, tau-b, duration, evidence."""
+    header = (
+        "batch_uuid",
+        "mode",
+        "outcome",
+        "comparisons",
+        "SSR",
+        "tau-b",
+        "duration",
+        "evidence",
+    )
     table = [header] + [
         (
             row["batch_uuid"],

@@ -37,8 +37,10 @@ class RequestWatch:
         consumer = await self._consumer()
         try:
             await consumer.topics()  # loads the cluster metadata
-            parts = [TopicPartition(REQUEST_TOPIC, p)
-                     for p in sorted(consumer.partitions_for_topic(REQUEST_TOPIC) or {0})]
+            parts = [
+                TopicPartition(REQUEST_TOPIC, p)
+                for p in sorted(consumer.partitions_for_topic(REQUEST_TOPIC) or {0})
+            ]
             self._start = await consumer.end_offsets(parts)
         finally:
             await consumer.stop()
@@ -51,6 +53,7 @@ class RequestWatch:
             end = await consumer.end_offsets(list(self._start))
             for tp, offset in self._start.items():
                 consumer.seek(tp, offset)
+
             async def behind() -> bool:
                 return any([await consumer.position(tp) < end[tp] for tp in end])
 
@@ -100,7 +103,9 @@ def asset_folder(tmp_path: Path) -> Callable[..., Path]:
     """``make(anchors=..., students=...)``: a copy of the sample set cut down or extended."""
 
     def make(
-        *, anchors: int | None = None, students: int | None = None,
+        *,
+        anchors: int | None = None,
+        students: int | None = None,
         extra_anchors: dict[str, str] | None = None,
     ) -> Path:
         root = tmp_path / f"assets-{uuid.uuid4().hex[:6]}"
@@ -124,7 +129,9 @@ def make_assignment(eng5_stack: Any, tmp_path: Path) -> Callable[..., str]:
         pytest.skip("creates assignments: needs the reference services")
 
     def make(
-        *, with_anchors: bool = True, grade_scale: str = "eng5_np_legacy_9_step",
+        *,
+        with_anchors: bool = True,
+        grade_scale: str = "eng5_np_legacy_9_step",
         context_origin: str = "research_experiment",
     ) -> str:
         assets = SAMPLE_ASSETS
@@ -135,8 +142,11 @@ def make_assignment(eng5_stack: Any, tmp_path: Path) -> Callable[..., str]:
         assignment_id = str(uuid.uuid4())
         asyncio.run(
             seed_assignment(
-                eng5_stack.cj_url, mint_dev_token(eng5_stack.env), assets,
-                assignment_id=assignment_id, grade_scale=grade_scale,
+                eng5_stack.cj_url,
+                mint_dev_token(eng5_stack.env),
+                assets,
+                assignment_id=assignment_id,
+                grade_scale=grade_scale,
                 context_origin=context_origin,
             )
         )

@@ -60,8 +60,11 @@ def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
         from pytest_eng5.sample_data import SAMPLE_ASSETS
 
         assignment = "fault-broker-stop"
-        asyncio.run(seed_assignment(stack.cj_url, mint_dev_token(stack.env), SAMPLE_ASSETS,
-                                    assignment_id=assignment))
+        asyncio.run(
+            seed_assignment(
+                stack.cj_url, mint_dev_token(stack.env), SAMPLE_ASSETS, assignment_id=assignment
+            )
+        )
         stack.set_faults("cj-worker", judge_delay_ms=150)
         broker = next(p for p in stack.infrastructure.processes if "tansu" in p.name.lower())
 
@@ -70,11 +73,15 @@ def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
                 broker.stop(timeout=5)
 
         run_settings = settings.merged(
-            assignment_id=assignment, course_id=SAMPLE_COURSE_ID, max_comparisons=40,
-            completion_timeout=4, cache_file=tmp_path / "cache.json",
+            assignment_id=assignment,
+            course_id=SAMPLE_COURSE_ID,
+            max_comparisons=40,
+            completion_timeout=4,
+            cache_file=tmp_path / "cache.json",
         )
-        runner = Eng5Runner(run_settings, stack.endpoints(),
-                            RunHooks(on_event=stop_broker_on_first_callback))
+        runner = Eng5Runner(
+            run_settings, stack.endpoints(), RunHooks(on_event=stop_broker_on_first_callback)
+        )
         with pytest.raises(AwaitTimeoutError):
             asyncio.run(runner.execute())
         result = runner.last_result
@@ -86,8 +93,9 @@ def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
 def test_malformed_duplicate_and_foreign_callbacks(
     eng5_runner_factory, clean_faults, sample, own_cache
 ) -> None:
-    clean_faults.set_faults("cj-worker", duplicate_callback_rate=0.3, malformed_callback_rate=0.1,
-                            seed=7)
+    clean_faults.set_faults(
+        "cj-worker", duplicate_callback_rate=0.3, malformed_callback_rate=0.1, seed=7
+    )
     first = eng5_runner_factory(**sample, **own_cache, batch_label="noisy-1")
     second = eng5_runner_factory(**sample, **own_cache, batch_label="noisy-2")
 
@@ -123,8 +131,9 @@ def test_failed_event_ends_the_wait_at_once(
 def test_content_5xx_mid_upload_then_resume(
     eng5_runner_factory, clean_faults, request_watch, sample, own_cache
 ) -> None:
-    clean_faults.set_faults("content", http_pass_first=7, http_5xx_count=1000,
-                            http_path_prefix="/v1/content")
+    clean_faults.set_faults(
+        "content", http_pass_first=7, http_5xx_count=1000, http_path_prefix="/v1/content"
+    )
     with pytest.raises(UploadError) as info:
         eng5_runner_factory(**sample, **own_cache).execute()
     assert info.value.uploaded == 7
@@ -164,7 +173,9 @@ def test_sigint_during_await_keeps_the_evidence(
     clean_faults.set_faults("cj-worker", judge_delay_ms=100)
     evidence = tmp_path / "evidence"
     settings = eng5_settings.merged(
-        **sample, evidence_dir=evidence, cache_file=tmp_path / "cache.json",
+        **sample,
+        evidence_dir=evidence,
+        cache_file=tmp_path / "cache.json",
         completion_timeout=60,
     )
     endpoints = eng5_stack.endpoints()
@@ -174,7 +185,9 @@ def test_sigint_during_await_keeps_the_evidence(
     }
     child = subprocess.Popen(
         [sys.executable, str(HERE / "interrupt_child.py"), json.dumps(spec)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -194,7 +207,10 @@ def test_sigint_during_await_keeps_the_evidence(
     assert "interrupted outcome=interrupted" in output
     folder = event_files[0].parent
     lines = folder.joinpath("events.jsonl").read_text().splitlines()
-    assert lines and all(json.loads(line) for line in lines)
-    assert json.loads(folder.joinpath("request.json").read_text())["data"]["entity_id"] == folder.name
+    assert lines
+    assert all(json.loads(line) for line in lines)
+    assert (
+        json.loads(folder.joinpath("request.json").read_text())["data"]["entity_id"] == folder.name
+    )
     doc = json.loads(folder.joinpath("assessment_run.json").read_text())
     assert doc["validation"]["runner_status"]["outcome"] == "error"

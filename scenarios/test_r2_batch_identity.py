@@ -29,7 +29,9 @@ def test_uuid_is_the_wire_id_and_label_is_metadata(
     assert request["event_id"] == str(envelope.event_id)
 
 
-def test_the_kafka_key_is_the_batch_uuid(eng5_runner_factory, eng5_stack, sample, own_cache) -> None:
+def test_the_kafka_key_is_the_batch_uuid(
+    eng5_runner_factory, eng5_stack, sample, own_cache
+) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from pytest_eng5.contracts import REQUEST_TOPIC
@@ -66,8 +68,10 @@ def test_concurrent_batches_each_see_only_their_own_events(
     for result in (one, two):
         assert result.outcome == "completed"
         assert result.comparisons > 0
-        events = [json.loads(line) for line in
-                  (result.evidence_dir / "events.jsonl").read_text().splitlines()]
+        events = [
+            json.loads(line)
+            for line in (result.evidence_dir / "events.jsonl").read_text().splitlines()
+        ]
         callbacks = [e for e in events if e["kind"] == "callback" and not e.get("duplicate")]
         assert len(callbacks) == result.comparisons
         batch_ids = {e["envelope"]["data"]["request_metadata"]["bos_batch_id"] for e in callbacks}

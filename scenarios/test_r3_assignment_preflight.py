@@ -39,7 +39,9 @@ def test_unknown_assignment_fails_with_the_seeding_step(
     assert request_watch.new_requests() == []
 
 
-def test_grade_scale_mismatch_quotes_both_values(eng5_runner_factory, request_watch, sample) -> None:
+def test_grade_scale_mismatch_quotes_both_values(
+    eng5_runner_factory, request_watch, sample
+) -> None:
     runner = eng5_runner_factory(**sample, expected_grade_scale="eng5_np_national_9_step")
     with pytest.raises(GradeScaleMismatchError) as info:
         runner.execute()
@@ -50,13 +52,21 @@ def test_grade_scale_mismatch_quotes_both_values(eng5_runner_factory, request_wa
 
 def _token(secret: str, **claims: object) -> str:
     now = int(time.time())
-    payload = {"sub": "scenario", "iat": now, "exp": now + 600, "roles": ["admin"],
-               "iss": "huleedu-identity-service", "aud": "huleedu-platform", **claims}
+    payload = {
+        "sub": "scenario",
+        "iat": now,
+        "exp": now + 600,
+        "roles": ["admin"],
+        "iss": "huleedu-identity-service",
+        "aud": "huleedu-platform",
+        **claims,
+    }
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
 @pytest.mark.parametrize(
-    "token_kind", ["expired", "wrong-secret", "no-admin-role"],
+    "token_kind",
+    ["expired", "wrong-secret", "no-admin-role"],
 )
 def test_a_bad_token_is_an_auth_error_naming_the_token_env(
     eng5_runner_factory, eng5_stack, request_watch, sample, token_kind

@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pytest_eng5.contracts.grade_scales import get_scale, grade_from_filename, validate_grade_for_scale
+from pytest_eng5.contracts.grade_scales import (
+    get_scale,
+    grade_from_filename,
+    validate_grade_for_scale,
+)
 from pytest_eng5.errors import InventoryError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx")

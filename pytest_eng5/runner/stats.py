@@ -155,9 +155,7 @@ def _fit_theta(
     try:
         initial = None if start is None else start[compared]
         sub_theta = np.asarray(
-            choix.ilsr_pairwise(
-                n_sub, sub_pairs, alpha=alpha, initial_params=initial, tol=tol
-            ),
+            choix.ilsr_pairwise(n_sub, sub_pairs, alpha=alpha, initial_params=initial, tol=tol),
             dtype=float,
         )
     except RuntimeError as exc:

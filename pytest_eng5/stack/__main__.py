@@ -1,4 +1,4 @@
-"""``python -m pytest_eng5.stack``: the embedded stack with the reference services, in the foreground.
+"""``python -m pytest_eng5.stack``: the embedded stack and reference services, in the foreground.
 
 Prints where everything answers (or one JSON line with ``--json``), optionally seeds the sample
 assignment, and stays up until Ctrl-C, then stops every process it started.
@@ -39,17 +39,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pytest_eng5.stack.session import running_stack
 
     settings = resolve_settings(
-        {"evidence_dir": args.evidence_dir, "judge": args.judge,
-         "start_timeout": args.start_timeout},
+        {
+            "evidence_dir": args.evidence_dir,
+            "judge": args.judge,
+            "start_timeout": args.start_timeout,
+        },
         {},
         {},
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with tempfile.TemporaryDirectory(prefix="eng5-stack-") as workdir, running_stack(
-            settings, Path(workdir)
-        ) as stack:
+        with (
+            tempfile.TemporaryDirectory(prefix="eng5-stack-") as workdir,
+            running_stack(settings, Path(workdir)) as stack,
+        ):
             facts: dict[str, object] = {
                 "kafka_bootstrap": stack.kafka.bootstrap,
                 "content_url": stack.content_url,
@@ -64,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 asyncio.run(
                     seed_assignment(
-                        str(stack.cj_url), mint_dev_token(stack.env), SAMPLE_ASSETS,
+                        str(stack.cj_url),
+                        mint_dev_token(stack.env),
+                        SAMPLE_ASSETS,
                         assignment_id=SAMPLE_ASSIGNMENT_ID,
                     )
                 )

@@ -50,7 +50,9 @@ def test_option_from_ini(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*LABEL=from-ini*", "*MAXC=9*"])
 
 
-def test_cli_beats_env_beats_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_beats_env_beats_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makeini("[pytest]\neng5_stack = testcontainers\n")
     pytester.makepyfile(SHOW_SETTINGS)
     monkeypatch.setenv("ENG5_STACK", "external")
@@ -123,8 +125,10 @@ def test_hooks_and_markers_configure_a_plan_run(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*FINISHED plan planned relabelled-by-hook students=24*",
-         "*FINISHED plan planned from-marker students=24*"]
+        [
+            "*FINISHED plan planned relabelled-by-hook students=24*",
+            "*FINISHED plan planned from-marker students=24*",
+        ]
     )
 
 

@@ -10,8 +10,9 @@ from pytest_eng5.runner.capacity import ensure_comparison_capacity
 
 def test_max_comparisons_below_two_fails_with_both_fixes_and_counts() -> None:
     with pytest.raises(CapacityError) as info:
-        ensure_comparison_capacity(mode="execute", anchor_count=0, student_count=1,
-                                   max_comparisons=1)
+        ensure_comparison_capacity(
+            mode="execute", anchor_count=0, student_count=1, max_comparisons=1
+        )
     text = str(info.value)
     assert "set max comparisons to at least 2" in text
     assert "add more anchors" in text
@@ -22,35 +23,44 @@ def test_max_comparisons_below_two_fails_with_both_fixes_and_counts() -> None:
 @pytest.mark.parametrize("mode", ["plan", "dry-run", "execute"])
 def test_zero_students_fails_even_with_a_valid_max(mode: str) -> None:
     with pytest.raises(CapacityError, match="add more student essays"):
-        ensure_comparison_capacity(mode=mode, anchor_count=12, student_count=0,  # type: ignore[arg-type]
-                                   max_comparisons=50)
+        ensure_comparison_capacity(
+            mode=mode,
+            anchor_count=12,
+            student_count=0,  # type: ignore[arg-type]
+            max_comparisons=50,
+        )
 
 
 def test_zero_anchors_fails() -> None:
     with pytest.raises(CapacityError, match="no anchors available"):
-        ensure_comparison_capacity(mode="execute", anchor_count=0, student_count=5,
-                                   max_comparisons=None)
+        ensure_comparison_capacity(
+            mode="execute", anchor_count=0, student_count=5, max_comparisons=None
+        )
 
 
 def test_anchor_align_counts_anchor_pairs_and_ignores_students() -> None:
-    report = ensure_comparison_capacity(mode="anchor-align-test", anchor_count=2,
-                                        student_count=0, max_comparisons=None)
+    report = ensure_comparison_capacity(
+        mode="anchor-align-test", anchor_count=2, student_count=0, max_comparisons=None
+    )
     assert report.possible_comparisons == 1
     with pytest.raises(CapacityError, match="at least 2 anchors, found 1"):
-        ensure_comparison_capacity(mode="anchor-align-test", anchor_count=1, student_count=30,
-                                   max_comparisons=None)
+        ensure_comparison_capacity(
+            mode="anchor-align-test", anchor_count=1, student_count=30, max_comparisons=None
+        )
 
 
 def test_budget_above_distinct_pairs_warns_with_the_number_to_use() -> None:
-    report = ensure_comparison_capacity(mode="execute", anchor_count=3, student_count=4,
-                                        max_comparisons=50)
+    report = ensure_comparison_capacity(
+        mode="execute", anchor_count=3, student_count=4, max_comparisons=50
+    )
     assert report.distinct_pairs == 21
     assert report.warning is not None
     assert "set max comparisons to 21" in report.warning
 
 
 def test_valid_inputs_pass_without_warning() -> None:
-    report = ensure_comparison_capacity(mode="execute", anchor_count=12, student_count=24,
-                                        max_comparisons=120)
+    report = ensure_comparison_capacity(
+        mode="execute", anchor_count=12, student_count=24, max_comparisons=120
+    )
     assert report.possible_comparisons == 288
     assert report.warning is None

@@ -73,7 +73,9 @@ def test_invalid_anchor_grade_names_file_and_lists_scale(tmp_path: Path) -> None
 
 def test_anchor_grade_checked_against_the_chosen_scale(tmp_path: Path) -> None:
     national = make_assets(tmp_path / "a", {"anchor_essay_001_7.txt": LONG_TEXT}, {})
-    assert collect_inventory(national, grade_scale="eng5_np_national_9_step").anchors[0].grade == "7"
+    assert (
+        collect_inventory(national, grade_scale="eng5_np_national_9_step").anchors[0].grade == "7"
+    )
     legacy = make_assets(tmp_path / "b", {"anchor_essay_001_B.txt": LONG_TEXT}, {})
     with pytest.raises(InventoryError, match="1, 2, 3, 4, 5, 6, 7, 8, 9"):
         collect_inventory(legacy, grade_scale="eng5_np_national_9_step")

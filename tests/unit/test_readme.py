@@ -18,9 +18,12 @@ def test_readme_starts_with_the_two_commands_ci_runs() -> None:
     main_job, test_command = first_block.group(1).strip().splitlines()
     assert main_job.endswith("pytest -m eng5_execute")
     ci_script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert test_command.replace("pip install", "python -m pip install").replace(
-        "&& pytest", "&& python -m pytest"
-    ) in ci_script
+    assert (
+        test_command.replace("pip install", "python -m pip install").replace(
+            "&& pytest", "&& python -m pytest"
+        )
+        in ci_script
+    )
 
 
 def test_options_table_matches_the_settings() -> None:
