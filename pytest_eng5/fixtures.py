@@ -75,6 +75,11 @@ class RunnerHandle:
     def attach(self) -> RunResult:
         return self._run("attach")
 
+    def verify_auth(self) -> dict[str, Any]:
+        """The token's claims (never the token) and whether the CJ admin API accepts it."""
+        report: dict[str, Any] = asyncio.run(self.aio.verify_auth())
+        return report
+
 
 def marker_overrides(node: pytest.Item) -> dict[str, Any]:
     """``eng5_run(**settings)`` markers merged, the closest marker winning."""

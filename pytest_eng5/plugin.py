@@ -75,9 +75,19 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     try:
-        config.stash[SETTINGS_KEY] = settings_from_config(config)
+        settings = settings_from_config(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if settings.stack == "testcontainers":
+        from pytest_eng5.stack.docker_engine import docker_engine_available
+
+        available, reason = docker_engine_available()
+        if not available:
+            raise pytest.UsageError(
+                f"--eng5-stack=testcontainers needs a Docker engine ({reason}); "
+                "drop the option to use the embedded stack"
+            )
+    config.stash[SETTINGS_KEY] = settings
     config.stash[RUNS_KEY] = []
 
 
@@ -140,8 +150,16 @@ def eng5_stack(
     """
     from pytest_eng5.stack.session import session_stack
 
-    with session_stack(get_settings(pytestconfig), tmp_path_factory) as stack:
-        yield stack
+    settings = get_settings(pytestconfig)
+    try:
+        with session_stack(settings, tmp_path_factory) as stack:
+            yield stack
+    except Eng5Error as exc:
+        # An external stack that does not answer is a skip locally and an error where
+        # --eng5-require-services says so (CI); the embedded stack must always start.
+        if settings.stack == "external" and not settings.require_services:
+            pytest.skip(f"eng5 external stack unavailable: {exc}")
+        raise
 
 
 from pytest_eng5.fixtures import (  # noqa: E402  (fixtures need the names above)

@@ -104,3 +104,22 @@ def test_persistent_5xx_is_service_unavailable_then_recovers(
     assert request_watch.new_requests() == []
     clean_faults.clear_faults()
     assert eng5_runner_factory(**sample).plan().outcome == "planned"
+
+
+def test_verify_auth_shows_claims_never_the_token(eng5_runner_factory, eng5_stack, capsys) -> None:
+    runner = eng5_runner_factory()
+    report = runner.verify_auth()
+    assert report["confirmed"] is True
+    assert report["claims"]["roles"] == ["admin"]
+    assert report["source"] == "dev-minted"
+    secret = eng5_stack.env["JWT_SECRET_KEY"]
+    bad = _token("not-the-secret-" + "x" * 20)
+    runner.aio.endpoints = dataclasses.replace(
+        runner.aio.endpoints, env={**eng5_stack.env, "HULEEDU_ADMIN_TOKEN": bad}
+    )
+    refused = runner.verify_auth()
+    assert refused["confirmed"] is False
+    assert refused["source"] == "HULEEDU_ADMIN_TOKEN"
+    text = repr(report) + repr(refused) + capsys.readouterr().out
+    assert bad not in text
+    assert secret not in text

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pytest_eng5.contracts import (
@@ -228,6 +230,12 @@ class Eng5Runner:
         result.messages.append(report.summary())
         result.anchors_in_cj = report.anchor_count_after
         return self._finish(result, "registered")
+
+    async def verify_auth(self) -> dict[str, Any]:
+        """The claims of the admin token in use (never the token) and whether CJ accepts it."""
+        async with self._admin_client() as client:
+            report: dict[str, Any] = await client.verify_token()
+        return report
 
     # ----------------------------------------------------------------- steps
 
@@ -637,6 +645,7 @@ class Eng5Runner:
             "language": s.language,
             "max_comparisons": s.max_comparisons,
             "stack": s.stack,
+            "git_sha": _git_sha(),
         }
         doc = build_artefact(
             result.identity,
@@ -711,6 +720,24 @@ class Eng5Runner:
                     next_step="collect more comparisons (raise max comparisons), or review "
                     "the judge/prompt; the evidence folder has the details",
                 )
+
+
+@functools.cache
+def _git_sha() -> str:
+    """The commit of the checkout the harness runs from, or "unknown" outside git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and len(sha) == 40 else "unknown"
 
 
 def _artefact_outcome(outcome: str, collected: Any) -> str:
