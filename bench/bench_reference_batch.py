@@ -2,8 +2,8 @@
 
 ``python bench/bench_reference_batch.py --runs 5``
 
-Starts Tansu, embedded PostgreSQL and the reference Content Service (the helpers of
-``tests/reference/worker_support.py``), seeds the shipped sample set (24 students, 12 anchors,
+Starts the embedded stack (Tansu, PostgreSQL) and the reference Content Service through
+``tests/reference/worker_support.py``, seeds the shipped sample set (24 students, 12 anchors,
 legacy 9-step scale) and runs the in-process worker with the text_features judge and the default
 budget of 120. Each run publishes a fresh request (new essay ids, same assignment) and measures
 the time from publishing until the thin completion event and until the rich result event are

@@ -150,6 +150,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("completion_timeout", "float", 120.0, "seconds to await completion"),
     OptionSpec("completion_grace", "float", 2.0, "seconds to wait for the result after completion"),
     OptionSpec("force_reupload", "bool", False, "ignore the upload cache and re-upload"),
+    OptionSpec(
+        "verify_uploads", "bool", False, "check cached storage ids exist before reusing them"
+    ),
     OptionSpec("auto_extract_db", "bool", False, "R5: extract the CJ database after success"),
     OptionSpec("evidence_dir", "path", Path("eng5-evidence"), "evidence root folder"),
     OptionSpec(
@@ -209,6 +212,7 @@ class Eng5Settings(BaseModel):
     completion_timeout: float = Field(120.0, gt=0, le=86_400)
     completion_grace: float = Field(2.0, ge=0, le=600)
     force_reupload: bool = False
+    verify_uploads: bool = False
     auto_extract_db: bool = False
     evidence_dir: Path = Path("eng5-evidence")
     cache_file: Path | None = None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_eng5.errors import InventoryError
+from pytest_eng5.errors import AnchorsMissingError, InventoryError
 
 pytestmark = pytest.mark.eng5_scenario("R6")
 
@@ -33,8 +33,12 @@ def test_the_scale_comes_from_cj_not_from_the_harness(
     eng5_runner_factory, make_assignment, sample
 ) -> None:
     national = make_assignment(with_anchors=False, grade_scale="eng5_np_national_9_step")
-    result = eng5_runner_factory(**{**sample, "assignment_id": national}).plan()
-    assert result.grade_scale == "eng5_np_national_9_step"
+    runner = eng5_runner_factory(**{**sample, "assignment_id": national})
+    with pytest.raises(AnchorsMissingError) as info:
+        runner.plan()
+    assert "eng5_np_national_9_step" in str(info.value)
+    assert runner.last_result is not None
+    assert runner.last_result.grade_scale == "eng5_np_national_9_step"
 
 
 def test_anchor_grade_doc_states_ownership_and_enforcement() -> None:

@@ -108,38 +108,40 @@ class Eng5Runner:
     @_timed
     async def plan(self) -> RunResult:
         """Inventory, CJ preflight (when an assignment is set) and R1; nothing is written."""
-        result = self._start("plan")
-        inventory = self._inventory(with_anchors=True)
-        anchors = await self._preflight(result, "plan", anchors_needed=False)
-        self._capacity(
-            result,
-            "plan",
-            anchors if anchors is not None else len(inventory.anchors),
-            len(inventory.students),
-        )
-        result.students = len(inventory.students)
+        result, _, _ = await self._rehearse("plan")
         return self._finish(result, "planned")
 
     @_timed
     async def dry_run(self) -> RunResult:
         """Like :meth:`plan`, plus a schema-valid artefact in the evidence folder."""
-        result = self._start("dry-run")
-        inventory = self._inventory(with_anchors=True)
-        anchors = await self._preflight(result, "dry-run", anchors_needed=False)
-        self._capacity(
-            result,
-            "dry-run",
-            anchors if anchors is not None else len(inventory.anchors),
-            len(inventory.students),
-        )
-        result.students = len(inventory.students)
+        result, inventory, essays = await self._rehearse("dry-run")
         evidence = self._evidence(result)
         result.outcome = "dry-run"
         try:
-            self._write_artefact(result, evidence, inventory, essays={}, collected=None)
+            self._write_artefact(result, evidence, inventory, essays, collected=None)
         finally:
             evidence.close()
         return self._finish(result, "dry-run")
+
+    async def _rehearse(
+        self, mode: Literal["plan", "dry-run"]
+    ) -> tuple[RunResult, Inventory, dict[str, EssayFile]]:
+        """The checks of an execute run without sending anything.
+
+        With an assignment, CJ's anchor count is used (as execute would); without one, the
+        local anchors are counted.
+        """
+        result = self._start(mode)
+        inventory = self._inventory(with_anchors=True)
+        result.students = len(inventory.students)
+        result.messages.append(f"inventory: {inventory.summary()}")
+        cj_anchors = await self._preflight(
+            result, mode, anchors_needed=bool(self.settings.assignment_id)
+        )
+        anchors = cj_anchors if cj_anchors is not None else len(inventory.anchors)
+        self._capacity(result, mode, anchors, len(inventory.students))
+        essays = {request_essay_id(e.local_id, result.identity): e for e in inventory.students}
+        return result, inventory, essays
 
     @_timed
     async def execute(self) -> RunResult:
@@ -375,7 +377,11 @@ class Eng5Runner:
         ]
         async with ContentClient(self.endpoints.content_url) as client:
             outcome = await upload_with_cache(
-                cache, client, items, force_reupload=self.settings.force_reupload
+                cache,
+                client,
+                items,
+                force_reupload=self.settings.force_reupload,
+                verify_cached=self.settings.verify_uploads,
             )
         result.uploaded, result.reused = outcome.uploaded, outcome.reused
         if outcome.ignored_reason:

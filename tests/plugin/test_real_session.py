@@ -38,8 +38,13 @@ def test_junit_is_valid_and_no_secret_leaks(
     monkeypatch.setenv("ENG5_REFERENCE_JWT_SECRET", SECRET)
     pytester.makepyfile(test_run=RUN_MODULE)
     result = pytester.runpytest_subprocess(
-        "--junitxml=junit.xml", "--eng5-evidence-dir=evidence", "-o", "junit_logging=all",
-        "-p", "no:cacheprovider", timeout=240,
+        "--junitxml=junit.xml",
+        "--eng5-evidence-dir=evidence",
+        "-o",
+        "junit_logging=all",
+        "-p",
+        "no:cacheprovider",
+        timeout=240,
     )
     result.assert_outcomes(passed=1)
 
@@ -90,7 +95,13 @@ def test_xdist_workers_get_their_own_stack_and_nothing_outlives_it(
 ) -> None:
     pytester.makepyfile(test_pids=PID_MODULE)
     result = pytester.runpytest_subprocess(
-        "-n", "2", "--dist", "each", "--eng5-evidence-dir=evidence", "-p", "no:cacheprovider",
+        "-n",
+        "2",
+        "--dist",
+        "each",
+        "--eng5-evidence-dir=evidence",
+        "-p",
+        "no:cacheprovider",
         timeout=240,
     )
     result.assert_outcomes(passed=4)

