@@ -12,7 +12,7 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
-from pytest_eng5.runner.results import RunResult
+from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.summary import record_run
 
@@ -30,6 +30,41 @@ class SampleAssignment:
     anchors: int
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What an ``eng5_expect`` marker says a run must end with."""
+
+    outcome: str | None = None
+    error: type[Exception] | None = None
+
+    @classmethod
+    def from_node(cls, node: pytest.Item) -> Expectation | None:
+        marker = node.get_closest_marker("eng5_expect")
+        if marker is None:
+            return None
+        unknown = set(marker.kwargs) - {"outcome", "error"}
+        if marker.args or unknown:
+            raise pytest.UsageError("eng5_expect takes outcome=... and/or error=... only")
+        expectation = cls(**marker.kwargs)
+        if expectation.outcome is not None and expectation.outcome not in OUTCOMES:
+            raise pytest.UsageError(
+                f"eng5_expect: unknown outcome {expectation.outcome!r}; "
+                f"one of {', '.join(OUTCOMES)}"
+            )
+        return expectation
+
+    def check(self, result: RunResult) -> None:
+        if self.error is not None:
+            raise AssertionError(
+                f"eng5_expect: expected {self.error.__name__}, but the run ended {result.outcome}"
+            )
+        if self.outcome is not None and result.outcome != self.outcome:
+            raise AssertionError(
+                f"eng5_expect: expected outcome {self.outcome!r}, got {result.outcome!r} "
+                f"(batch {result.batch_uuid})"
+            )
+
+
 class RunnerHandle:
     """Synchronous face of :class:`Eng5Runner` for test modules; ``aio`` is the async one.
 
@@ -37,9 +72,15 @@ class RunnerHandle:
     the session summary, also when the call raises.
     """
 
-    def __init__(self, runner: Eng5Runner, record: Callable[[RunResult], None]) -> None:
+    def __init__(
+        self,
+        runner: Eng5Runner,
+        record: Callable[[RunResult], None],
+        expect: Expectation | None = None,
+    ) -> None:
         self.aio = runner
         self._record = record
+        self._expect = expect
 
     @property
     def settings(self) -> Eng5Settings:
@@ -52,10 +93,23 @@ class RunnerHandle:
     def _run(self, name: str) -> RunResult:
         method = getattr(self.aio, name)
         try:
-            return asyncio.run(method())  # type: ignore[no-any-return]
+            result: RunResult = asyncio.run(method())
+        except Exception as exc:
+            if self._expect is None or self._expect.error is None:
+                raise
+            if not isinstance(exc, self._expect.error):
+                raise AssertionError(
+                    f"eng5_expect: expected {self._expect.error.__name__}, got "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            assert self.aio.last_result is not None
+            return self.aio.last_result
         finally:
             if self.aio.last_result is not None:
                 self._record(self.aio.last_result)
+        if self._expect is not None:
+            self._expect.check(result)
+        return result
 
     def plan(self) -> RunResult:
         return self._run("plan")
@@ -143,7 +197,7 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
         except SettingsError as exc:
             raise pytest.UsageError(str(exc)) from None
         runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))
-        return RunnerHandle(runner, record)
+        return RunnerHandle(runner, record, Expectation.from_node(node))
 
     return factory
 

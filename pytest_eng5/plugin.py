@@ -17,7 +17,7 @@ from pytest_eng5.errors import Eng5Error
 from pytest_eng5.settings import OPTIONS, Eng5Settings, SettingsError, resolve_settings
 
 SETTINGS_KEY = pytest.StashKey[Eng5Settings]()
-RUNS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+RUNS_KEY = pytest.StashKey[list[dict[str, str]]]()
 
 MARKERS = (
     "eng5_execute: a real end-to-end ENG5 run on the configured stack (the main job; "
@@ -29,6 +29,8 @@ MARKERS = (
     "no_await=None, auto_extract_db=None, completion_timeout=None, "
     "**other_eng5_settings): configure the eng5_runner fixture for this test, module or "
     "class; the closest marker wins",
+    "eng5_expect(*, outcome=None, error=None): the runs of eng5_runner must end with this "
+    "outcome (e.g. 'completed') or raise this error type (the call then returns the result)",
     "eng5_needs_docker: the test needs a Docker engine (skipped with the reason when none answers)",
 )
 
@@ -89,6 +91,30 @@ def pytest_configure(config: pytest.Config) -> None:
             )
     config.stash[SETTINGS_KEY] = settings
     config.stash[RUNS_KEY] = []
+    config.pluginmanager.register(RunReporter(config), "eng5-run-reporter")
+
+
+class RunReporter:
+    """Collects the runs of finished tests on the controlling process (also under xdist) for
+    the JUnit suite properties and the terminal summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from pytest_eng5.summary import collect_report
+
+        self.config.stash[RUNS_KEY].extend(collect_report(self.config, report))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        runs = self.config.stash[RUNS_KEY]
+        if not runs:
+            return
+        from pytest_eng5.summary import format_summary_table
+
+        terminalreporter.write_sep("=", "eng5 runs")
+        for line in format_summary_table(runs):
+            terminalreporter.write_line(line)
 
 
 def get_settings(config: pytest.Config) -> Eng5Settings:
@@ -121,17 +147,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and isinstance(call.excinfo.value, Eng5Error):
         error = call.excinfo.value
         item.user_properties.append(("eng5_error_kind", error.kind))
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    runs = config.stash.get(RUNS_KEY, [])
-    if not runs:
-        return
-    from pytest_eng5.summary import format_summary_table
-
-    terminalreporter.write_sep("=", "eng5 runs")
-    for line in format_summary_table(runs):
-        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

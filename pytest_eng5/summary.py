@@ -18,9 +18,11 @@ def _junit_xml(config: pytest.Config) -> Any:
 
 
 def record_run(config: pytest.Config, node: Any, result: RunResult) -> None:
-    """Record one run: item properties, evidence link, suite properties, summary row, hook."""
-    from pytest_eng5.plugin import RUNS_KEY
+    """Record one run on its test: properties, evidence link, messages; call the hook.
 
+    Suite properties and the terminal summary are built from the test reports on the
+    controlling process (:func:`collect_report`), so they survive ``pytest -n``.
+    """
     if node is not None and hasattr(node, "user_properties"):
         node.user_properties.extend(result.properties())
     if result.evidence_dir is not None:
@@ -29,51 +31,53 @@ def record_run(config: pytest.Config, node: Any, result: RunResult) -> None:
         print(f"[[ATTACHMENT|{result.evidence_dir}]]")
     for message in result.messages:
         print(f"eng5: {message}")
-    xml = _junit_xml(config)
-    if xml is not None and result.outcome == "completed":
-        prefix = f"eng5_{result.mode}_{result.batch_uuid[:8]}"
-        for key in ("n_cr", "ssr", "split_half_spearman_brown", "mean_se"):
-            if result.statistics.get(key) is not None:
-                xml.add_global_property(f"{prefix}_{key}", str(result.statistics[key]))
-        if "tau_b" in result.alignment:
-            xml.add_global_property(f"{prefix}_tau_b", str(result.alignment["tau_b"]))
-        xml.add_global_property(f"{prefix}_batch_uuid", result.batch_uuid)
-    config.stash.setdefault(RUNS_KEY, []).append(result.summary_row())
     config.hook.pytest_eng5_run_finished(result=result, node=node)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def runs_in(properties: list[tuple[str, object]]) -> list[dict[str, str]]:
+    """The runs recorded on one test: each starts with its ``eng5_mode`` property."""
+    runs: list[dict[str, str]] = []
+    for name, value in properties:
+        if name == "eng5_mode":
+            runs.append({})
+        if runs and name.startswith("eng5_"):
+            runs[-1][name.removeprefix("eng5_")] = str(value)
+    return runs
 
 
-def format_summary_table(rows: list[dict[str, Any]]) -> list[str]:
+SUITE_FACTS = ("batch_uuid", "comparisons", "ssr", "n_cr", "mean_se", "tau_b", "duration_s")
+
+
+def collect_report(config: pytest.Config, report: pytest.TestReport) -> list[dict[str, str]]:
+    """Runs of a finished test: into the session summary and, when completed, the suite
+    properties of the JUnit XML."""
+    if report.when != "teardown":
+        return []
+    runs = runs_in(list(report.user_properties))
+    xml = _junit_xml(config)
+    for run in runs:
+        if xml is None or run.get("outcome") != "completed":
+            continue
+        prefix = f"eng5_{run['mode']}_{run['batch_uuid'][:8]}"
+        for key in SUITE_FACTS:
+            if key in run:
+                xml.add_global_property(f"{prefix}_{key}", run[key])
+    return runs
+
+
+def format_summary_table(runs: list[dict[str, str]]) -> list[str]:
     """The terminal table: uuid, mode, outcome, comparisons, SSR, tau-b, duration, evidence."""
-    header = (
-        "batch_uuid",
-        "mode",
-        "outcome",
-        "comparisons",
-        "SSR",
-        "tau-b",
-        "duration",
-        "evidence",
+    columns = (
+        ("batch_uuid", "batch_uuid"),
+        ("mode", "mode"),
+        ("outcome", "outcome"),
+        ("comparisons", "comparisons"),
+        ("SSR", "ssr"),
+        ("tau-b", "tau_b"),
+        ("duration_s", "duration_s"),
+        ("evidence", "evidence"),
     )
-    table = [header] + [
-        (
-            row["batch_uuid"],
-            row["mode"],
-            row["outcome"],
-            str(row["comparisons"]),
-            _fmt(row.get("ssr")),
-            _fmt(row.get("tau_b")),
-            f"{row['duration_s']:.2f}s",
-            row["evidence"] or "-",
-        )
-        for row in rows
-    ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in table]
+    table = [tuple(title for title, _ in columns)]
+    table += [tuple(run.get(key) or "-" for _, key in columns) for run in runs]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table]

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,8 +22,17 @@ from pytest_eng5.contracts import (
     EventEnvelope,
     LLMConfigOverrides,
 )
-from pytest_eng5.errors import ConfigurationError, Eng5Error, ExtractionError, GateError
+from pytest_eng5.errors import ConfigurationError, Eng5Error, ExtractionError
 from pytest_eng5.redact import register_secret
+from pytest_eng5.runner.analysis import (
+    anchor_alignment,
+    artefact_inputs,
+    check_gates,
+    judgements,
+    run_statistics,
+    student_projections,
+    write_alignment,
+)
 from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.inventory import (
@@ -31,7 +40,6 @@ from pytest_eng5.runner.inventory import (
     Inventory,
     collect_inventory,
     make_essay_key,
-    sha256_hex,
 )
 from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
@@ -500,7 +508,7 @@ class Eng5Runner:
                     kind, "timeout"
                 )
                 result.error = str(exc) or kind
-                self._absorb(result, partial, essays)
+                self._absorb(result, partial)
                 if s.auto_extract_db:
                     result.post_run["eng5_db_extract"] = {
                         "status": "skipped",
@@ -510,14 +518,14 @@ class Eng5Runner:
                 raise
         finally:
             await collector.close()
-        self._absorb(result, collected, essays)
+        self._absorb(result, collected)
         result.outcome = "completed"
         if result.mode == "anchor-align-test":
             self._alignment(result, evidence, essays, collected, overrides)
         self._write_artefact(result, evidence, inventory, essays, collected)
         if s.auto_extract_db:
             await self._extract(result, evidence, inventory, essays, collected)
-        self._gates(result)
+        check_gates(self.settings, result.statistics, result.alignment, result.batch_uuid)
         return self._finish(result, "completed")
 
     def _on_event(self, result: RunResult) -> Callable[[Any], None] | None:
@@ -530,32 +538,16 @@ class Eng5Runner:
 
         return forward
 
-    def _absorb(self, result: RunResult, collected: Any, essays: Mapping[str, EssayFile]) -> None:
+    def _absorb(self, result: RunResult, collected: Any) -> None:
         """Counts, statistics and projections from what the collector gathered."""
-        from pytest_eng5.runner.stats import Comparison, summarize
-
         if collected is None:
             return
+        found = judgements(collected.callbacks)
         result.ignored_events = dict(collected.counts)
-        comparisons: list[Comparison] = []
-        failed = 0
-        for callback in collected.callbacks:
-            meta = callback.request_metadata
-            a, b = str(meta.get("essay_a_id", "")), str(meta.get("essay_b_id", ""))
-            if callback.winner is None or not a or not b:
-                failed += 1
-                continue
-            winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
-            comparisons.append(Comparison(winner=winner, loser=loser, judge=callback.model))
         result.comparisons = len(collected.callbacks)
-        result.failed_comparisons = failed
-        ids = sorted({c.winner for c in comparisons} | {c.loser for c in comparisons})
-        if len(ids) >= 2 and comparisons:
-            result.statistics = summarize(ids, comparisons).to_dict()
-        if collected.result is not None:
-            for essay in collected.result.essay_results:
-                if not essay.is_anchor:
-                    result.projections[essay.essay_id] = essay.letter_grade
+        result.failed_comparisons = found.failed
+        result.statistics = run_statistics(found.comparisons)
+        result.projections = student_projections(collected.result)
 
     def _alignment(
         self,
@@ -565,42 +557,16 @@ class Eng5Runner:
         collected: Any,
         overrides: LLMConfigOverrides | None,
     ) -> None:
-        from pytest_eng5.contracts import get_scale
-        from pytest_eng5.runner.alignment import (
-            AlignmentComparison,
-            build_alignment,
-            render_markdown,
-            render_plot,
-        )
-        from pytest_eng5.runner.stats import Comparison, fit_bradley_terry
-
-        grades = {eid: e.grade for eid, e in essays.items() if e.grade}
-        pairs: list[AlignmentComparison] = []
-        comparisons: list[Comparison] = []
-        for callback in collected.callbacks:
-            meta = callback.request_metadata
-            a, b = str(meta.get("essay_a_id", "")), str(meta.get("essay_b_id", ""))
-            if callback.winner is None or a not in essays or b not in essays:
-                continue
-            winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
-            comparisons.append(Comparison(winner=winner, loser=loser))
-            pairs.append(
-                AlignmentComparison(winner, loser, callback.confidence, callback.justification)
-            )
-        fit = fit_bradley_terry(sorted(essays), comparisons)
-        scale = get_scale(result.grade_scale or DEFAULT_GRADE_SCALE)
-        alignment = build_alignment(
-            anchor_grades=grades, grade_order=scale.grades, fit=fit, comparisons=pairs
-        )
-        markdown = render_markdown(
+        found = judgements(collected.callbacks, among=essays)
+        alignment = anchor_alignment(essays, found, result.grade_scale or DEFAULT_GRADE_SCALE)
+        write_alignment(
             alignment,
+            evidence.folder,
             batch_uuid=result.batch_uuid,
             batch_label=result.identity.batch_label,
             system_prompt=overrides.system_prompt_override if overrides else None,
             rubric=overrides.judge_rubric_override if overrides else None,
         )
-        evidence.path("alignment.md").write_text(markdown, encoding="utf-8")
-        render_plot(alignment, evidence.path("alignment.png"))
         result.alignment = alignment.to_dict()
 
     def _write_artefact(
@@ -614,35 +580,7 @@ class Eng5Runner:
         from pytest_eng5.runner.artefact import build_artefact, write_artefact
 
         s = self.settings
-        blob = None
-        if inventory.instructions_path is not None and inventory.instructions_text is not None:
-            blob = {
-                "source_path": inventory.instructions_path.name,
-                "checksum": sha256_hex(inventory.instructions_text.encode()),
-                "content": inventory.instructions_text,
-            }
-        anchors = [
-            {
-                "anchor_id": e.local_id,
-                "essay_id": eid,
-                "file_name": e.name,
-                "grade": e.grade,
-                "checksum": e.file_sha256,
-            }
-            for eid, e in essays.items()
-            if e.role == "anchor"
-        ]
-        students = [
-            {"essay_id": eid, "file_name": e.name, "checksum": e.file_sha256}
-            for eid, e in essays.items()
-            if e.role == "student"
-        ]
-        inputs = {
-            "instructions": blob,
-            "prompt_reference": blob,
-            "anchors": anchors,
-            "students": students,
-        }
+        inputs = artefact_inputs(inventory, essays)
         summary = {
             "assignment_id": s.assignment_id,
             "course_id": s.course_id,
@@ -708,24 +646,6 @@ class Eng5Runner:
             "duration_s": round(time.monotonic() - started, 3),
         }
         self._write_artefact(result, evidence, inventory, essays, collected)
-
-    def _gates(self, result: RunResult) -> None:
-        s = self.settings
-        checks: Sequence[tuple[str, float | None, Any]] = (
-            ("SSR", s.min_ssr, result.statistics.get("ssr")),
-            ("N_CR", s.min_n_cr, result.statistics.get("n_cr")),
-            ("Kendall tau-b", s.min_tau_b, result.alignment.get("tau_b")),
-        )
-        for name, threshold, value in checks:
-            if threshold is None or value is None:
-                continue
-            if float(value) < threshold:
-                raise GateError(
-                    f"{name} {float(value):.3f} is below the gate {threshold:.3f} "
-                    f"(batch {result.batch_uuid})",
-                    next_step="collect more comparisons (raise max comparisons), or review "
-                    "the judge/prompt; the evidence folder has the details",
-                )
 
 
 @functools.cache

@@ -93,16 +93,3 @@ class RunResult:
         if self.evidence_dir is not None:
             props.append(("eng5_evidence", str(self.evidence_dir)))
         return [(name, str(value)) for name, value in props]
-
-    def summary_row(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "batch_uuid": self.batch_uuid,
-            "label": self.identity.batch_label,
-            "outcome": self.outcome,
-            "comparisons": self.comparisons,
-            "ssr": self.statistics.get("ssr"),
-            "tau_b": self.alignment.get("tau_b"),
-            "duration_s": round(self.duration_s, 2),
-            "evidence": str(self.evidence_dir) if self.evidence_dir else "",
-        }

@@ -177,3 +177,40 @@ def test_run_properties_reach_junit(pytester: pytest.Pytester) -> None:
     text = xml.read_text()
     assert 'name="eng5_batch_uuid"' in text
     assert 'name="eng5_outcome" value="planned"' in text
+
+
+def test_expect_marker_turns_an_expected_error_into_a_result(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_eng5.errors import CapacityError, InventoryError
+
+        @pytest.mark.eng5_expect(error=CapacityError)
+        @pytest.mark.eng5_run(max_comparisons=1)
+        def test_expected_error(eng5_runner):
+            result = eng5_runner.plan()
+            assert result.outcome == "rejected"
+
+        @pytest.mark.eng5_expect(error=InventoryError)
+        @pytest.mark.eng5_run(max_comparisons=1)
+        def test_other_error_fails(eng5_runner):
+            eng5_runner.plan()
+
+        @pytest.mark.eng5_expect(outcome="planned")
+        def test_expected_outcome(eng5_runner):
+            eng5_runner.plan()
+
+        @pytest.mark.eng5_expect(outcome="completed")
+        def test_wrong_outcome_fails(eng5_runner):
+            eng5_runner.plan()
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*expected InventoryError, got CapacityError*",
+            "*expected outcome 'completed', got 'planned'*",
+        ]
+    )

@@ -1,7 +1,7 @@
 """Whole pytest sessions on the embedded stack, seen from outside (pytester subprocesses).
 
-- a run's facts reach valid JUnit XML (checked against the JUnit XSD), with no secret in it,
-  nor in the evidence or the stack logs;
+- a run's facts reach valid JUnit XML (checked against the JUnit XSD) as test and suite
+  properties, also under ``-n 2``, with no secret in it, nor in the evidence or the stack logs;
 - ``-n 2`` gives each worker its own stack, and no started process outlives the session.
 """
 
@@ -53,6 +53,9 @@ def test_junit_is_valid_and_no_secret_leaks(
     text = junit.read_text()
     for name in ("eng5_batch_uuid", "eng5_outcome", "eng5_ssr", "eng5_evidence"):
         assert f'name="{name}"' in text
+    suite_properties = re.search(r"<testsuite [^>]*>\s*<properties>(.*?)</properties>", text, re.S)
+    assert suite_properties is not None, "run-level facts reach the suite (also under -n 2)"
+    assert re.search(r'name="eng5_execute_[0-9a-f]{8}_ssr"', suite_properties.group(1))
 
     scanned = 0
     for path in [junit, *(pytester.path / "evidence").rglob("*")]:

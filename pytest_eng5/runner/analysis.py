@@ -1,0 +1,160 @@
+"""Post-run analysis: comparisons from callbacks, run statistics, anchor alignment, gates."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_eng5.contracts import AssessmentResultV1, LLMComparisonResultV1, get_scale
+from pytest_eng5.errors import GateError
+from pytest_eng5.runner.alignment import (
+    AlignmentComparison,
+    AlignmentResult,
+    build_alignment,
+    render_markdown,
+    render_plot,
+)
+from pytest_eng5.runner.inventory import EssayFile, Inventory, sha256_hex
+from pytest_eng5.runner.stats import Comparison, fit_bradley_terry, summarize
+from pytest_eng5.settings import Eng5Settings
+
+
+@dataclass
+class Judgements:
+    """The successful comparisons of a run, and how many callbacks carried no winner."""
+
+    comparisons: list[Comparison] = field(default_factory=list)
+    detailed: list[AlignmentComparison] = field(default_factory=list)
+    failed: int = 0
+
+
+def judgements(
+    callbacks: Sequence[LLMComparisonResultV1], *, among: Collection[str] | None = None
+) -> Judgements:
+    """Winner/loser pairs from callbacks; error callbacks (no winner) are only counted.
+
+    ``among`` keeps comparisons whose two essays are both in it (e.g. the anchors).
+    """
+    found = Judgements()
+    for callback in callbacks:
+        meta = callback.request_metadata
+        a, b = str(meta.get("essay_a_id", "")), str(meta.get("essay_b_id", ""))
+        if callback.winner is None or not a or not b:
+            found.failed += 1
+            continue
+        if among is not None and (a not in among or b not in among):
+            continue
+        winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
+        found.comparisons.append(Comparison(winner=winner, loser=loser, judge=callback.model))
+        found.detailed.append(
+            AlignmentComparison(winner, loser, callback.confidence, callback.justification)
+        )
+    return found
+
+
+def run_statistics(comparisons: Sequence[Comparison]) -> dict[str, Any]:
+    """SSR, split-half, N_CR, SEs and misfits over the compared essays ({} when too few)."""
+    ids = sorted({c.winner for c in comparisons} | {c.loser for c in comparisons})
+    if len(ids) < 2:
+        return {}
+    return summarize(ids, comparisons).to_dict()
+
+
+def student_projections(result: AssessmentResultV1 | None) -> dict[str, str]:
+    """Projected grade per student essay id, from the rich result event."""
+    if result is None:
+        return {}
+    return {e.essay_id: e.letter_grade for e in result.essay_results if not e.is_anchor}
+
+
+def anchor_alignment(
+    essays: Mapping[str, EssayFile], found: Judgements, grade_scale: str
+) -> AlignmentResult:
+    """Bradley–Terry order of the anchors against their expert grades."""
+    grades = {eid: e.grade for eid, e in essays.items() if e.grade}
+    fit = fit_bradley_terry(sorted(essays), found.comparisons)
+    return build_alignment(
+        anchor_grades=grades,
+        grade_order=get_scale(grade_scale).grades,
+        fit=fit,
+        comparisons=found.detailed,
+    )
+
+
+def write_alignment(
+    alignment: AlignmentResult,
+    folder: Path,
+    *,
+    batch_uuid: str,
+    batch_label: str,
+    system_prompt: str | None,
+    rubric: str | None,
+) -> None:
+    """``alignment.md`` and ``alignment.png`` in the evidence folder."""
+    markdown = render_markdown(
+        alignment,
+        batch_uuid=batch_uuid,
+        batch_label=batch_label,
+        system_prompt=system_prompt,
+        rubric=rubric,
+    )
+    (folder / "alignment.md").write_text(markdown, encoding="utf-8")
+    render_plot(alignment, folder / "alignment.png")
+
+
+def check_gates(
+    settings: Eng5Settings,
+    statistics: Mapping[str, Any],
+    alignment: Mapping[str, Any],
+    batch_uuid: str,
+) -> None:
+    """Raise :class:`GateError` for the first configured gate the run misses."""
+    checks = (
+        ("SSR", settings.min_ssr, statistics.get("ssr")),
+        ("N_CR", settings.min_n_cr, statistics.get("n_cr")),
+        ("Kendall tau-b", settings.min_tau_b, alignment.get("tau_b")),
+    )
+    for name, threshold, value in checks:
+        if threshold is None or value is None:
+            continue
+        if float(value) < threshold:
+            raise GateError(
+                f"{name} {float(value):.3f} is below the gate {threshold:.3f} (batch {batch_uuid})",
+                next_step="collect more comparisons (raise max comparisons), or review "
+                "the judge/prompt; the evidence folder has the details",
+            )
+
+
+def artefact_inputs(inventory: Inventory, essays: Mapping[str, EssayFile]) -> dict[str, Any]:
+    """The artefact's ``inputs``: the instructions, and every essay under the id sent to CJ."""
+    blob = None
+    if inventory.instructions_path is not None and inventory.instructions_text is not None:
+        blob = {
+            "source_path": inventory.instructions_path.name,
+            "checksum": sha256_hex(inventory.instructions_text.encode()),
+            "content": inventory.instructions_text,
+        }
+    anchors = [
+        {
+            "anchor_id": e.local_id,
+            "essay_id": eid,
+            "file_name": e.name,
+            "grade": e.grade,
+            "checksum": e.file_sha256,
+        }
+        for eid, e in essays.items()
+        if e.role == "anchor"
+    ]
+    students = [
+        {"essay_id": eid, "file_name": e.name, "checksum": e.file_sha256}
+        for eid, e in essays.items()
+        if e.role == "student"
+    ]
+    return {
+        "instructions": blob,
+        "prompt_reference": blob,
+        "anchors": anchors,
+        "students": students,
+    }
