@@ -6,6 +6,7 @@ infrastructure; ``external`` starts nothing and points at the operator's service
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -167,18 +168,24 @@ def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> S
             next_step="point these at your HuleEdu dev stack (see the README section "
             "'Run against a HuleEdu dev stack')",
         )
-    from pytest_eng5.stack.infra import start_infrastructure
+    from pytest_eng5.runner.extraction import dsn_from_env
+    from pytest_eng5.stack.kafka import external_kafka
+    from pytest_eng5.stack.postgres import external_postgres
 
-    infra = start_infrastructure(stack_config(settings, workdir, log_dir))
+    config = stack_config(settings, workdir, log_dir)
+    kafka = external_kafka(config)
+    # The CJ database is optional on an external stack: only R5 extraction reads it.
+    dsn = settings.postgres_dsn or dsn_from_env(os.environ)
+    if dsn:
+        external_postgres(dataclasses.replace(config, postgres_dsn=dsn))
     return StackContext(
         kind="external",
-        kafka=infra.kafka,
-        postgres_dsn=settings.postgres_dsn,
+        kafka=kafka,
+        postgres_dsn=dsn,
         cj_url=settings.cj_url,
         content_url=settings.content_url,
         env=dict(os.environ),
         log_dir=log_dir,
-        infrastructure=infra,
     )
 
 
