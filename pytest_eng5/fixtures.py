@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import redact
 from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
@@ -97,12 +99,11 @@ class RunnerHandle:
         except Exception as exc:
             if self._expect is None or self._expect.error is None:
                 raise
-            if not isinstance(exc, self._expect.error):
+            if not isinstance(exc, self._expect.error) or self.aio.last_result is None:
                 raise AssertionError(
-                    f"eng5_expect: expected {self._expect.error.__name__}, got "
-                    f"{type(exc).__name__}: {exc}"
+                    f"eng5_expect: expected {self._expect.error.__name__} from a started run, "
+                    f"got {type(exc).__name__}: {exc}"
                 ) from exc
-            assert self.aio.last_result is not None
             return self.aio.last_result
         finally:
             if self.aio.last_result is not None:
@@ -130,8 +131,16 @@ class RunnerHandle:
         return self._run("attach")
 
     def verify_auth(self) -> dict[str, Any]:
-        """The token's claims (never the token) and whether the CJ admin API accepts it."""
+        """Print and return the token's claims (never the token) and whether CJ accepts it."""
         report: dict[str, Any] = asyncio.run(self.aio.verify_auth())
+        claims = report.get("claims") or {}
+        print(
+            redact(
+                f"eng5 verify-auth: token from {report.get('source')}, claims "
+                f"{json.dumps(claims, default=str, sort_keys=True)}, "
+                f"{'accepted' if report.get('confirmed') else 'REFUSED'}: {report.get('detail')}"
+            )
+        )
         return report
 
 

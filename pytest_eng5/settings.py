@@ -182,7 +182,9 @@ class Eng5Settings(BaseModel):
     kafka_sasl_mechanism: str | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_idempotence: Literal["auto", "on", "off"] = "auto"
-    postgres_dsn: str | None = None
+    kafka_image: str = "confluentinc/cp-kafka:7.6.0"
+    postgres_image: str = "postgres:16-alpine"
+    postgres_dsn: str | None = Field(None, repr=False)
     cj_url: str | None = None
     content_url: str | None = None
     judge: str = "text_features"

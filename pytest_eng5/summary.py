@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pytest_eng5.redact import redact
 from pytest_eng5.runner.results import RunResult
 
 
@@ -30,7 +31,7 @@ def record_run(config: pytest.Config, node: Any, result: RunResult) -> None:
         print(f"eng5 evidence: {result.evidence_dir}")
         print(f"[[ATTACHMENT|{result.evidence_dir}]]")
     for message in result.messages:
-        print(f"eng5: {message}")
+        print(redact(f"eng5: {message}"))
     config.hook.pytest_eng5_run_finished(result=result, node=node)
 
 
@@ -45,7 +46,16 @@ def runs_in(properties: list[tuple[str, object]]) -> list[dict[str, str]]:
     return runs
 
 
-SUITE_FACTS = ("batch_uuid", "comparisons", "ssr", "n_cr", "mean_se", "tau_b", "duration_s")
+SUITE_FACTS = (
+    "batch_uuid",
+    "comparisons",
+    "ssr",
+    "split_half_spearman_brown",
+    "n_cr",
+    "mean_se",
+    "tau_b",
+    "duration_s",
+)
 
 
 def collect_report(config: pytest.Config, report: pytest.TestReport) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -124,26 +125,43 @@ def asset_folder(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def make_assignment(eng5_stack: Any, tmp_path: Path) -> Callable[..., str]:
-    """``make(with_anchors=True, grade_scale=..., context_origin=...)`` -> a new assignment id."""
+    """``make(with_anchors=True, with_prompt=True, grade_scale=..., context_origin=...)``:
+    a new assignment on the reference stack, made through the CJ admin API."""
     if not eng5_stack.is_reference:
         pytest.skip("creates assignments: needs the reference services")
+    token = mint_dev_token(eng5_stack.env)
 
     def make(
         *,
         with_anchors: bool = True,
+        with_prompt: bool = True,
         grade_scale: str = "eng5_np_legacy_9_step",
         context_origin: str = "research_experiment",
     ) -> str:
+        assignment_id = str(uuid.uuid4())
+        if not with_prompt:
+            response = httpx.post(
+                f"{eng5_stack.cj_url}/admin/v1/assessment-instructions",
+                json={
+                    "assignment_id": assignment_id,
+                    "instructions_text": (SAMPLE_ASSETS / "instructions.md").read_text(),
+                    "grade_scale": grade_scale,
+                    "context_origin": context_origin,
+                },
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            response.raise_for_status()
+            return assignment_id
         assets = SAMPLE_ASSETS
         if not with_anchors:
             assets = tmp_path / f"no-anchors-{uuid.uuid4().hex[:6]}"
             (assets / "anchor_essays").mkdir(parents=True)
             shutil.copy(SAMPLE_ASSETS / "instructions.md", assets / "instructions.md")
-        assignment_id = str(uuid.uuid4())
         asyncio.run(
             seed_assignment(
                 eng5_stack.cj_url,
-                mint_dev_token(eng5_stack.env),
+                token,
                 assets,
                 assignment_id=assignment_id,
                 grade_scale=grade_scale,

@@ -1,7 +1,8 @@
 """Child process of the SIGINT scenario: one execute run against a running stack.
 
-argv[1] is a JSON object with ``settings`` (Eng5Settings fields) and ``endpoints`` (Endpoints
-fields). Ctrl-C (SIGINT) during the await must leave the evidence written so far.
+``argv[1]`` is a private JSON file with ``settings`` (Eng5Settings fields) and ``endpoints``
+(Endpoints fields; they include the JWT secret, hence a file and not the command line).
+Ctrl-C (SIGINT) during the await must leave the evidence written so far.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from pytest_eng5.runner.orchestrator import Endpoints, Eng5Runner
 from pytest_eng5.settings import Eng5Settings
 
 
 def main() -> int:
-    spec = json.loads(sys.argv[1])
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     runner = Eng5Runner(Eng5Settings(**spec["settings"]), Endpoints(**spec["endpoints"]))
     try:
         asyncio.run(runner.execute())

@@ -29,5 +29,5 @@ def test_anchor_alignment_report_and_plot(eng5_runner_factory, request_watch, re
         assert section.lower() in report.lower()
     height, width = image.imread(result.evidence_dir / "alignment.png").shape[:2]
     assert (width, height) == PLOT_SIZE_PX
-    assert -1.0 <= result.alignment["tau_b"] <= 1.0
+    assert result.alignment["tau_b"] >= 0.6, "the text-feature judge orders the anchors"
     assert ("eng5_tau_b", str(result.alignment["tau_b"])) in request.node.user_properties

@@ -36,6 +36,6 @@ def test_full_execute_on_the_sample_set(
     assert properties["eng5_outcome"] == "completed"
     for key in ("eng5_ssr", "eng5_n_cr", "eng5_comparisons"):
         assert key in properties
-    assert 0.0 <= float(properties["eng5_ssr"]) <= 1.0
+    assert float(properties["eng5_ssr"]) >= 0.5, "120 judgements give a usable scale"
     for name in ("request.json", "events.jsonl", "assessment_run.json", "run.log"):
         assert (result.evidence_dir / name).is_file(), name

@@ -117,10 +117,8 @@ def test_failed_event_ends_the_wait_at_once(
 ) -> None:
     clean_faults.set_faults("cj-worker", force_failure=True)
     runner = eng5_runner_factory(**sample, **own_cache, completion_timeout=60)
-    started = time.monotonic()
-    with pytest.raises(BatchFailedError) as info:
+    with pytest.raises(BatchFailedError) as info:  # not AwaitTimeoutError: no waiting it out
         runner.execute()
-    assert time.monotonic() - started < 30, "the failure did not wait for the timeout"
     assert info.value.reason
     result = runner.last_result
     assert result.outcome == "failed"
@@ -183,8 +181,11 @@ def test_sigint_during_await_keeps_the_evidence(
         "settings": settings.model_dump(mode="json"),
         "endpoints": {**dataclasses.asdict(endpoints), "env": dict(endpoints.env)},
     }
+    spec_file = tmp_path / "run-spec.json"  # holds the JWT secret: a private file, not argv
+    spec_file.touch(mode=0o600)
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "interrupt_child.py"), json.dumps(spec)],
+        [sys.executable, str(HERE / "interrupt_child.py"), str(spec_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -10,11 +10,14 @@ import jwt
 import pytest
 
 from pytest_eng5.errors import (
+    ConfigurationError,
     GradeScaleMismatchError,
     PreflightAuthError,
+    PreflightError,
     PreflightNotFoundError,
     ServiceUnavailableError,
 )
+from pytest_eng5.stack.ports import free_port
 
 pytestmark = pytest.mark.eng5_scenario("R3")
 
@@ -123,3 +126,37 @@ def test_verify_auth_shows_claims_never_the_token(eng5_runner_factory, eng5_stac
     text = repr(report) + repr(refused) + capsys.readouterr().out
     assert bad not in text
     assert secret not in text
+
+
+def test_execute_needs_a_student_prompt(
+    eng5_runner_factory, request_watch, make_assignment, sample
+) -> None:
+    no_prompt = make_assignment(with_prompt=False)
+    runner = eng5_runner_factory(**{**sample, "assignment_id": no_prompt})
+    with pytest.raises(PreflightError) as info:
+        runner.execute()
+    assert "prompt" in str(info.value).lower()
+    assert "prompt" in info.value.next_step.lower()
+    assert request_watch.new_requests() == []
+
+
+def test_rubric_override_is_refused_on_a_canonical_national_assignment(
+    eng5_runner_factory, request_watch, make_assignment, sample, tmp_path
+) -> None:
+    national = make_assignment(with_anchors=False, context_origin="canonical_national")
+    rubric = tmp_path / "rubric.txt"
+    rubric.write_text("Reward precise vocabulary above all else.", encoding="utf-8")
+    runner = eng5_runner_factory(**{**sample, "assignment_id": national}, rubric_file=rubric)
+    with pytest.raises(ConfigurationError, match="canonical_national"):
+        runner.execute()
+    assert request_watch.new_requests() == []
+
+
+def test_unreachable_cj_service_names_the_url(eng5_runner_factory, request_watch, sample) -> None:
+    runner = eng5_runner_factory(**sample)
+    dead = f"http://127.0.0.1:{free_port()}"
+    runner.aio.endpoints = dataclasses.replace(runner.aio.endpoints, cj_url=dead)
+    with pytest.raises(ServiceUnavailableError) as info:
+        runner.execute()
+    assert dead in str(info.value)
+    assert request_watch.new_requests() == []

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pytest_eng5.reference.db import Pool
 from pytest_eng5.reference.faults import FaultConfig, ServiceName, read_faults
@@ -35,6 +35,20 @@ RETURNING (config->>'http_5xx_count')::int
 
 
 _TAKE_ONE_PASS = _TAKE_ONE_5XX.replace("http_5xx_count", "http_pass_first")
+
+
+LATENCY_HEADER = b"x-eng5-injected-latency-ms"
+
+
+def _with_header(send: Send, name: bytes, value: str) -> Send:
+    """``send`` that adds one response header (tells a client which fault it met)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (name, value.encode())]}
+        await send(message)
+
+    return sending
 
 
 def is_exempt(path: str) -> bool:
@@ -79,6 +93,7 @@ class HttpFaultMiddleware:
             return
         if faults.http_latency_ms > 0:
             await asyncio.sleep(faults.http_latency_ms / 1000)  # the injected fault itself
+            send = _with_header(send, LATENCY_HEADER, str(faults.http_latency_ms))
         if await self._should_fail(pool, faults):
             logger.info("fault injection: answering 500 for %s %s", scope["method"], path)
             await self._error_response(path)(scope, receive, send)

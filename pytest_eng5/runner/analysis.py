@@ -117,8 +117,14 @@ def check_gates(
         ("Kendall tau-b", settings.min_tau_b, alignment.get("tau_b")),
     )
     for name, threshold, value in checks:
-        if threshold is None or value is None:
+        if threshold is None:
             continue
+        if value is None:
+            raise GateError(
+                f"{name} could not be computed for batch {batch_uuid} (too few comparisons "
+                f"or essays), so the gate {threshold:.3f} is not met",
+                next_step="collect more comparisons, or drop the gate for this run",
+            )
         if float(value) < threshold:
             raise GateError(
                 f"{name} {float(value):.3f} is below the gate {threshold:.3f} (batch {batch_uuid})",

@@ -31,6 +31,15 @@ class CapacityReport:
         )
 
 
+def ensure_budget_setting(max_comparisons: int | None) -> None:
+    """The part of R1 that needs no counts: checked before any network call."""
+    if max_comparisons is not None and max_comparisons < 2:
+        raise CapacityError(
+            f"R1 comparison capacity check failed: max comparisons is {max_comparisons}, below 2",
+            next_step="set max comparisons to at least 2 (or leave it unset)",
+        )
+
+
 def ensure_comparison_capacity(
     *, mode: RunMode, anchor_count: int, student_count: int, max_comparisons: int | None
 ) -> CapacityReport:

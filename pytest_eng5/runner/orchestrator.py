@@ -33,7 +33,11 @@ from pytest_eng5.runner.analysis import (
     student_projections,
     write_alignment,
 )
-from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
+from pytest_eng5.runner.capacity import (
+    RunMode,
+    ensure_budget_setting,
+    ensure_comparison_capacity,
+)
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.inventory import (
     EssayFile,
@@ -59,7 +63,8 @@ class Endpoints:
     producer_kwargs: Mapping[str, Any]
     consumer_kwargs: Mapping[str, Any]
     postgres_dsn: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    #: token/JWT/DB variables (secrets: never shown in a repr)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -81,10 +86,11 @@ def request_essay_id(local_id: str, identity: BatchIdentity, max_length: int = 3
 
 
 def _timed(method: Callable[..., Awaitable[RunResult]]) -> Callable[..., Awaitable[RunResult]]:
-    """Give a run that raised its duration too (a finished run sets it in ``_finish``)."""
+    """Reset ``last_result`` per call, and give a run that raised its duration too."""
 
     @functools.wraps(method)
     async def wrapper(self: Eng5Runner) -> RunResult:
+        self.last_result = None  # a call that fails before its run starts leaves no result
         try:
             return await method(self)
         except BaseException:
@@ -254,6 +260,7 @@ class Eng5Runner:
         result = RunResult(mode=mode, identity=identity)
         result.assignment_id = self.settings.assignment_id
         self.last_result = result
+        ensure_budget_setting(self.settings.max_comparisons)
         return result
 
     def _finish(self, result: RunResult, outcome: str) -> RunResult:
@@ -544,6 +551,7 @@ class Eng5Runner:
             return
         found = judgements(collected.callbacks)
         result.ignored_events = dict(collected.counts)
+        result.events = list(collected.envelopes)
         result.comparisons = len(collected.callbacks)
         result.failed_comparisons = found.failed
         result.statistics = run_statistics(found.comparisons)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_eng5.redact import redact
 from pytest_eng5.runner.capacity import CapacityReport
 from pytest_eng5.runner.identity import BatchIdentity
 
@@ -29,6 +30,8 @@ OUTCOMES = (
 class RunResult:
     """The result of one plan / dry-run / execute / anchor-align / register-anchors call.
 
+    ``events`` holds every accepted event of the batch as ``{"kind", "envelope"}``.
+
     Filled in as the run goes, so a run that stops with an error still tells how far it got
     (the runner keeps it as ``runner.last_result``).
     """
@@ -50,6 +53,7 @@ class RunResult:
     comparisons: int = 0
     failed_comparisons: int = 0
     ignored_events: dict[str, int] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
     statistics: dict[str, Any] = field(default_factory=dict)
     alignment: dict[str, Any] = field(default_factory=dict)
     post_run: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +87,7 @@ class RunResult:
             ("eng5_reused", self.reused),
             ("eng5_duration_s", round(self.duration_s, 3)),
         ]
-        for key in ("ssr", "n_cr", "mean_se"):
+        for key in ("ssr", "split_half_spearman_brown", "n_cr", "mean_se"):
             if key in self.statistics:
                 props.append((f"eng5_{key}", self.statistics[key]))
         if "tau_b" in self.alignment:
@@ -92,4 +96,4 @@ class RunResult:
             props.append(("eng5_db_extract", self.post_run["eng5_db_extract"].get("status")))
         if self.evidence_dir is not None:
             props.append(("eng5_evidence", str(self.evidence_dir)))
-        return [(name, str(value)) for name, value in props]
+        return [(name, redact(str(value))) for name, value in props]

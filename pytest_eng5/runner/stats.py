@@ -460,6 +460,8 @@ class RunStatistics:
     misfit_scripts: tuple[str, ...]
     misfit_judges: tuple[str, ...]
     alpha: float
+    script_fits: dict[str, FitStat] = field(default_factory=dict)
+    judge_fits: dict[str, FitStat] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values: reliabilities and SEs to 4 dp, N_CR to 2 dp, NaN → None."""
@@ -479,7 +481,16 @@ class RunStatistics:
             "misfit_scripts": list(self.misfit_scripts),
             "misfit_judges": list(self.misfit_judges),
             "alpha": self.alpha,
+            "script_fit": _fits_dict(self.script_fits),
+            "judge_fit": _fits_dict(self.judge_fits),
         }
+
+
+def _fits_dict(fits: dict[str, FitStat]) -> dict[str, dict[str, Any]]:
+    return {
+        item: {"infit": _rounded(f.infit, 4), "outfit": _rounded(f.outfit, 4), "n": f.n}
+        for item, f in sorted(fits.items())
+    }
 
 
 def _mean_max(values: Iterable[float]) -> tuple[float, float]:
@@ -501,11 +512,13 @@ def summarize(
     halves = split_half_reliability(ids, comparisons, n_splits=n_splits, seed=seed, alpha=alpha)
     compared = fit.compared_ids()
     mean_se, max_se = _mean_max(fit.se[item] for item in compared)
-    judges = {c.judge for c in comparisons if c.judge is not None}
+    judge_ids = {c.judge for c in comparisons if c.judge is not None}
+    scripts = script_fit(fit, comparisons)
+    judges = judge_fit(fit, comparisons)
     return RunStatistics(
         n_items=len(fit.ids),
         n_comparisons=len(comparisons),
-        n_judges=len(judges),
+        n_judges=len(judge_ids),
         n_uncompared=len(fit.ids) - len(compared),
         n_components=fit.n_components,
         n_cr=n_cr(len(fit.ids), len(comparisons)),
@@ -515,7 +528,9 @@ def summarize(
         split_half_n=halves.n_splits,
         mean_se=mean_se,
         max_se=max_se,
-        misfit_scripts=misfits(script_fit(fit, comparisons)),
-        misfit_judges=misfits(judge_fit(fit, comparisons)),
+        misfit_scripts=misfits(scripts),
+        misfit_judges=misfits(judges),
         alpha=alpha,
+        script_fits=scripts,
+        judge_fits=judges,
     )

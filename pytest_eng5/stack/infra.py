@@ -75,7 +75,7 @@ class Infrastructure:
         return [pid for pid in (handle.pid for handle in self.processes) if pid is not None]
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop everything that was started, last started first; safe to call twice."""
+        """Stop everything that was started, all at once; safe to call twice."""
         if self._stopped:
             return
         self._stopped = True

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
@@ -57,6 +59,23 @@ class StackContext:
             postgres_dsn=self.postgres_dsn,
             env=self.env,
         )
+
+    def producer(self, **overrides: Any) -> AIOKafkaProducer:
+        """An (unstarted) aiokafka producer for this stack's broker."""
+        return AIOKafkaProducer(**{**self.kafka.producer_kwargs(), **overrides})
+
+    def consumer(self, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+        """An (unstarted) aiokafka consumer without a group (use assign()/seek())."""
+        return AIOKafkaConsumer(*topics, **{**self.kafka.consumer_kwargs(), **overrides})
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection to the stack's PostgreSQL (the CJ and Content tables)."""
+        if self.postgres_dsn is None:
+            raise ConfigurationError(
+                "this stack has no PostgreSQL DSN",
+                next_step="set --eng5-postgres-dsn or HULEEDU_DB_* for an external stack",
+            )
+        return await asyncpg.connect(self.postgres_dsn, timeout=10)
 
     def _require_reference(self, what: str) -> ReferenceServices:
         if self.services is None:
@@ -108,7 +127,18 @@ def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackC
         kafka_security=security,
         kafka_idempotence=idempotence,
         postgres_dsn=settings.postgres_dsn,
+        kafka_image=settings.kafka_image,
+        postgres_image=settings.postgres_image,
     )
+
+
+#: what the runner needs from the environment of an external stack (tokens, JWT, CJ database)
+RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT")
+
+
+def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Only the variables the runner reads, so no unrelated secret travels with it."""
+    return {k: v for k, v in environ.items() if k.startswith(RUNNER_ENV_PREFIXES)}
 
 
 def worker_name() -> str:
@@ -184,7 +214,7 @@ def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> S
         postgres_dsn=dsn,
         cj_url=settings.cj_url,
         content_url=settings.content_url,
-        env=dict(os.environ),
+        env=runner_env(os.environ),
         log_dir=log_dir,
     )
 

