@@ -6,7 +6,12 @@ Under xdist every worker has its own session and so its own stack (see
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +47,37 @@ def session_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastr
     with running_infrastructure(config) as infra:
         run_coroutine(apply_reference_schema(infra.postgres.dsn), SCHEMA_TIMEOUT_S)
         yield infra
+
+
+@pytest.fixture
+def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``python -m pytest_eng5.stack --seed --json`` running; yields the facts it printed
+    (plus ``evidence_dir``). Stopped with Ctrl-C (SIGINT) at the end."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest_eng5.stack",
+            "--seed",
+            "--json",
+            "--evidence-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        facts: dict[str, str] = json.loads(child.stdout.readline())  # the stack is up
+        facts["evidence_dir"] = str(tmp_path)
+        yield facts
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            code = child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise
+    assert code == 0, "the stack CLI did not stop cleanly on Ctrl-C"

@@ -6,11 +6,7 @@ pytest_eng5.stack``; the inner session only gets the URLs, as it would for a Hul
 
 from __future__ import annotations
 
-import json
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,50 +15,27 @@ SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "test_execute_end
 
 
 def test_main_job_runs_unchanged_against_an_external_stack(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stack_cli: dict[str, str]
 ) -> None:
-    stack = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest_eng5.stack",
-            "--seed",
-            "--json",
-            "--evidence-dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    facts = stack_cli
+    shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
+    monkeypatch.setenv("JWT_SECRET_KEY", facts["jwt_secret"])
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
+    monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
+    monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
+    result = pytester.runpytest_subprocess(
+        "-m",
+        "eng5_execute",
+        "--eng5-stack=external",
+        "--eng5-require-services",
+        f"--eng5-assignment-id={facts['assignment_id']}",
+        "--eng5-course-id=external-course",
+        f"--eng5-postgres-dsn={facts['postgres_dsn']}",
+        "--eng5-kafka-idempotence=off",
+        "--eng5-evidence-dir=evidence",
+        "-p",
+        "no:cacheprovider",
+        timeout=180,
     )
-    try:
-        assert stack.stdout is not None
-        facts = json.loads(stack.stdout.readline())
-        shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
-        monkeypatch.setenv("JWT_SECRET_KEY", facts["jwt_secret"])
-        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
-        monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
-        monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
-        result = pytester.runpytest_subprocess(
-            "-m",
-            "eng5_execute",
-            "--eng5-stack=external",
-            "--eng5-require-services",
-            f"--eng5-assignment-id={facts['assignment_id']}",
-            "--eng5-course-id=external-course",
-            f"--eng5-postgres-dsn={facts['postgres_dsn']}",
-            "--eng5-kafka-idempotence=off",
-            "--eng5-evidence-dir=evidence",
-            "-p",
-            "no:cacheprovider",
-            timeout=180,
-        )
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*eng5: stack=external*", "*execute*completed*"])
-    finally:
-        stack.send_signal(signal.SIGINT)
-        try:
-            stack.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            stack.kill()
-            stack.wait()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*eng5: stack=external*", "*execute*completed*"])
