@@ -210,7 +210,7 @@ def test_expect_marker_turns_an_expected_error_into_a_result(pytester: pytest.Py
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*expected InventoryError, got CapacityError*",
+            "*expected InventoryError from a started run, got CapacityError*",
             "*expected outcome 'completed', got 'planned'*",
         ]
     )
