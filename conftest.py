@@ -1,6 +1,9 @@
 """Project-level pytest configuration (the plugin itself is loaded through its entry point)."""
 
+from pathlib import Path
+
 collect_ignore = ["bench", "tools"]
+TESTS_DIR = Path(__file__).parent / "tests"
 
 try:
     from hypothesis import HealthCheck, settings
@@ -12,3 +15,12 @@ else:
         "eng5", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=60
     )
     settings.load_profile("eng5")
+
+
+def pytest_ignore_collect(collection_path, config):  # type: ignore[no-untyped-def]
+    """The main job (``-m eng5_execute``) has all its tests in scenarios/, so it skips importing
+    the package's own tests (tests/unit/test_markers.py keeps that true)."""
+    # tests/ itself is an initial path (testpaths), so its children are what can be skipped
+    if config.getoption("markexpr") == "eng5_execute" and TESTS_DIR in collection_path.parents:
+        return True
+    return None

@@ -7,16 +7,18 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
-from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.summary import record_run
+
+if TYPE_CHECKING:
+    from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
 
 SAMPLE_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/eng5_np_sample"))
 SAMPLE_COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/course"))
@@ -161,6 +163,8 @@ def marker_overrides(node: pytest.Item) -> dict[str, Any]:
 
 
 def _hooks(config: pytest.Config) -> RunHooks:
+    from pytest_eng5.runner.orchestrator import RunHooks
+
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(info: Any) -> None:
@@ -205,6 +209,8 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
             settings = settings.merged(**overrides)
         except SettingsError as exc:
             raise pytest.UsageError(str(exc)) from None
+        from pytest_eng5.runner.orchestrator import Eng5Runner
+
         runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))
         return RunnerHandle(runner, record, Expectation.from_node(node))
 

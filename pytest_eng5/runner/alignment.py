@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from pytest_eng5.runner.stats import (
     BTFit,
     StatisticsInputError,
@@ -468,6 +465,9 @@ def render_plot(result: AlignmentResult, path: Path) -> None:
     Uses the Agg canvas directly, so no display or pyplot state is involved. Anchors that
     share a grade are spread a little sideways so their error bars stay visible.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: only to draw
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(PLOT_SIZE_PX[0] / _PLOT_DPI, PLOT_SIZE_PX[1] / _PLOT_DPI))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

@@ -21,6 +21,15 @@ from pytest_eng5.runner.stats import Comparison, fit_bradley_terry, summarize
 from pytest_eng5.settings import Eng5Settings
 
 
+def preload(*, plotting: bool) -> None:
+    """Import the heavy analysis libraries (choix/scipy, matplotlib) ahead of use; run it in a
+    thread while a batch is awaited, so the import does not add to the run's duration."""
+    import choix  # noqa: F401
+
+    if plotting:
+        import matplotlib.backends.backend_agg  # noqa: F401
+
+
 @dataclass
 class Judgements:
     """The successful comparisons of a run, and how many callbacks carried no winner."""

@@ -29,6 +29,7 @@ from pytest_eng5.runner.analysis import (
     artefact_inputs,
     check_gates,
     judgements,
+    preload,
     run_statistics,
     student_projections,
     write_alignment,
@@ -505,6 +506,9 @@ class Eng5Runner:
                 if not s.await_completion:
                     self._write_artefact(result, evidence, inventory, essays, None)
                     return self._finish(result, "published")
+            warm_up = asyncio.create_task(
+                asyncio.to_thread(preload, plotting=result.mode == "anchor-align-test")
+            )
             try:
                 collected = await collector.wait(s.completion_timeout)
             except (Eng5Error, asyncio.CancelledError, KeyboardInterrupt) as exc:
@@ -525,6 +529,7 @@ class Eng5Runner:
                 raise
         finally:
             await collector.close()
+        await warm_up
         self._absorb(result, collected)
         result.outcome = "completed"
         if result.mode == "anchor-align-test":
