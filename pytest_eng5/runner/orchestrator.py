@@ -147,7 +147,8 @@ class Eng5Runner:
         local anchors are counted.
         """
         result = self._start(mode)
-        inventory = self._inventory(with_anchors=True)
+        # With an assignment CJ's anchors count, so local anchor files are not read.
+        inventory = self._inventory(with_anchors=not self.settings.assignment_id)
         result.students = len(inventory.students)
         result.messages.append(f"inventory: {inventory.summary()}")
         cj_anchors = await self._preflight(
