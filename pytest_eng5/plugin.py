@@ -133,13 +133,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("eng5_needs_docker") is not None:
-            from pytest_eng5.stack.docker_engine import docker_engine_available
+    needing_docker = [i for i in items if i.get_closest_marker("eng5_needs_docker") is not None]
+    if not needing_docker:
+        return
+    from pytest_eng5.stack.docker_engine import docker_engine_available
 
-            available, reason = docker_engine_available()
-            if not available:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    available, reason = docker_engine_available()  # asked once per session
+    if not available:
+        for item in needing_docker:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(tryfirst=True)
