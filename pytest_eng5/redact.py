@@ -6,6 +6,7 @@ JWT is masked as well, so a token that was never registered still cannot leak.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -22,8 +23,10 @@ _secrets: set[str] = set()
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`redact` masks it everywhere."""
     if value and len(value) >= _MIN_SECRET_LEN:
+        # Evidence is redacted after JSON encoding: mask the escaped spellings as well.
+        spellings = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
         with _lock:
-            _secrets.add(value)
+            _secrets.update(spellings)
 
 
 def redact(text: str) -> str:

@@ -59,6 +59,11 @@ class BatchRuntimes:
             runtime.timer.cancel()
             runtime.timer = None
 
+    def is_armed(self, cj_batch_id: int) -> bool:
+        """True while a wave timer is pending (a fired timer is no longer armed)."""
+        runtime = self._batches.get(cj_batch_id)
+        return runtime is not None and runtime.timer is not None
+
     def cancel_all(self) -> None:
         """Cancel every timer and every timeout handler still running."""
         for runtime in self._batches.values():

@@ -11,11 +11,15 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from pytest_eng5.contracts.enums import EssayComparisonWinner
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import LLMComparisonResultV1
 from pytest_eng5.reference.db import Pool
+
+Executor = Pool | asyncpg.Connection | PoolConnectionProxy
+"""A pool (each statement commits on its own) or a connection inside a transaction."""
 
 PairRow = tuple[int, str, str, str, uuid.UUID, datetime, str, str]
 """One ``cj_comparison_pairs`` insert: batch, essay a, essay b, prompt, correlation id,
@@ -150,7 +154,7 @@ async def insert_wave(pool: Pool, cj_batch_id: int, rows: Sequence[PairRow], wav
 
 
 async def time_out_open_pairs(
-    pool: Pool, cj_batch_id: int, *, error_code: str, service: str, timeout_s: float
+    pool: Executor, cj_batch_id: int, *, error_code: str, service: str, timeout_s: float
 ) -> int:
     """Record every pair still without a winner as an error; return how many there were."""
     missing = await pool.fetchval(
@@ -167,7 +171,7 @@ async def time_out_open_pairs(
     return int(missing or 0)
 
 
-async def add_failed_comparisons(pool: Pool, cj_batch_id: int, count: int) -> None:
+async def add_failed_comparisons(pool: Executor, cj_batch_id: int, count: int) -> None:
     """Add ``count`` to the batch's failed comparisons."""
     await pool.execute(
         "UPDATE cj_batch_states SET failed_comparisons = failed_comparisons + $2,"
@@ -186,7 +190,7 @@ async def find_pair(pool: Pool, correlation_id: uuid.UUID) -> asyncpg.Record | N
 
 
 async def record_callback(
-    pool: Pool,
+    pool: Executor,
     pair_id: int,
     envelope: EventEnvelope,
     result: LLMComparisonResultV1,
@@ -238,7 +242,40 @@ async def record_callback(
     return None if updated is None else counter
 
 
-async def count_callback(pool: Pool, cj_batch_id: int, counter: str) -> None:
+async def record_and_count_callback(
+    pool: Pool,
+    pair_id: int,
+    cj_batch_id: int,
+    envelope: EventEnvelope,
+    result: LLMComparisonResultV1,
+    lps_service: str,
+) -> str | None:
+    """:func:`record_callback` and :func:`count_callback` in one transaction.
+
+    A pair with an outcome but no counted callback would leave the wave one callback short
+    for ever (the timeout only looks at pairs without an outcome), so both or neither commit.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        counter = await record_callback(conn, pair_id, envelope, result, lps_service)
+        if counter is not None:
+            await count_callback(conn, cj_batch_id, counter)
+    return counter
+
+
+async def time_out_and_count(
+    pool: Pool, cj_batch_id: int, *, error_code: str, service: str, timeout_s: float
+) -> int:
+    """:func:`time_out_open_pairs` and :func:`add_failed_comparisons` in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        missing = await time_out_open_pairs(
+            conn, cj_batch_id, error_code=error_code, service=service, timeout_s=timeout_s
+        )
+        if missing:
+            await add_failed_comparisons(conn, cj_batch_id, missing)
+    return missing
+
+
+async def count_callback(pool: Executor, cj_batch_id: int, counter: str) -> None:
     """Add one to ``counter`` (``completed_comparisons`` or ``failed_comparisons``)."""
     await pool.execute(
         f"UPDATE cj_batch_states SET {counter} = {counter} + 1, last_activity_at = now()"

@@ -212,9 +212,14 @@ def resource_event(upload: asyncpg.Record, student_count: int) -> ResourceConsum
 
 
 def batch_failed_event(
-    upload: asyncpg.Record, details: Mapping[str, Any], *, failed_at: datetime
+    upload: asyncpg.Record,
+    details: Mapping[str, Any],
+    *,
+    failed_at: datetime,
+    reason: str = "low_success_rate",
 ) -> CJAssessmentFailedV1:
-    """The failure event of a batch whose comparisons mostly failed (``low_success_rate``)."""
+    """The failure event of a batch: its comparisons mostly failed (``low_success_rate``), or
+    its processing raised (``processing_error``)."""
     bos_batch_id = str(upload["bos_batch_id"])
     return CJAssessmentFailedV1(
         entity_id=bos_batch_id,
@@ -227,7 +232,7 @@ def batch_failed_event(
             started_at=upload["created_at"],
             completed_at=failed_at,
             event="cj_assessment.failed",
-            error_info={"reason": "low_success_rate", "details": details},
+            error_info={"reason": reason, "details": details},
         ),
         cj_assessment_job_id=str(upload["id"]),
     )

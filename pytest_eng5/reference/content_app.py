@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "content_service"
 DEFAULT_CONTENT_TYPE = "text/plain"
 MAX_CONTENT_TYPE_LENGTH = 100
-_CONTENT_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_CONTENT_ID = re.compile(r"[0-9a-fA-F]{32}")
 _DATETIME_JSON: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
@@ -185,7 +185,7 @@ def create_content_app(
     async def download(request: Request) -> Response:
         content_id = str(request.path_params["content_id"])
         cid = _correlation_id(request)
-        if not _CONTENT_ID.match(content_id):
+        if not _CONTENT_ID.fullmatch(content_id):  # `$` would let a trailing \n through
             return JSONResponse(
                 _error_detail(
                     "VALIDATION_ERROR",

@@ -146,6 +146,36 @@ class BatchFinalizer:
         )
         self._runtimes.forget(cj_batch_id)
 
+    async def finalize_error(self, cj_batch_id: int, error: BaseException) -> None:
+        """A batch whose processing raised: mark it failed and publish CJAssessmentFailedV1
+        (``processing_error``), so the client is told instead of waiting for ever. A batch
+        already complete or failed is left alone."""
+        upload = await self._pool.fetchrow(
+            "SELECT * FROM cj_batch_uploads WHERE id = $1", cj_batch_id
+        )
+        self._runtimes.disarm(cj_batch_id)
+        if upload is None or str(upload["status"]).startswith(("COMPLETE", "ERROR")):
+            return
+        await set_status(self._pool, cj_batch_id, "ERROR_PROCESSING")
+        await self._pool.execute(
+            "UPDATE cj_batch_states SET state = 'FAILED', processing_metadata ="
+            " coalesce(processing_metadata, '{}'::jsonb) || $2::jsonb WHERE batch_id = $1",
+            cj_batch_id,
+            json.dumps({"failed_reason": "processing_error"}),
+        )
+        details = {"error_type": type(error).__name__, "error": str(error)[:1000]}
+        failed = batch_failed_event(
+            upload, details, failed_at=datetime.now(UTC), reason="processing_error"
+        )
+        await self._publisher.emit(
+            str(upload["bos_batch_id"]),
+            "cj_batch",
+            FAILED_TOPIC,
+            failed,
+            _uuid(upload["event_correlation_id"]),
+        )
+        self._runtimes.forget(cj_batch_id)
+
     async def _most_frequent_model(self, cj_batch_id: int) -> tuple[str, str]:
         rows = await self._pool.fetch(
             "SELECT processing_metadata->>'model' AS model,"

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
@@ -328,7 +329,16 @@ class BatchCollector:
         """
         bootstrap = str(self._consumer_kwargs.get("bootstrap_servers", "localhost:9092"))
         started = time.monotonic()
-        consumer = AIOKafkaConsumer(**self._consumer_kwargs)
+        try:
+            consumer = AIOKafkaConsumer(**self._consumer_kwargs)
+        except (TypeError, ValueError) as exc:  # settings aiokafka refuses before connecting
+            raise ConfigurationError(
+                redact(
+                    f"the event collector's consumer settings for {bootstrap} are invalid: {exc}"
+                ),
+                next_step="fix the consumer settings (security protocol, SASL mechanism and "
+                "credentials)",
+            ) from exc
         try:
             async with asyncio.timeout(timeout):
                 await consumer.start()
@@ -356,6 +366,9 @@ class BatchCollector:
                 redact(f"could not start the event collector on {bootstrap}: {exc!r}"),
                 next_step="check the broker is up and the consumer settings (security, SASL)",
             ) from exc
+        except BaseException:  # Ctrl-C / cancellation: the started consumer must not leak
+            await _stop_consumer(consumer)
+            raise
         self._consumer = consumer
         self.start_offsets = dict(positions)
         self.collected.durations["prepare_seconds"] = round(time.monotonic() - started, 4)
@@ -391,6 +404,12 @@ class BatchCollector:
                     run.result_missing = run.result is None
                     run.completion_missing = run.completion is None
                     break
+            if now >= deadline and (run.completion is not None or run.result is not None):
+                # The batch finished within the timeout; only the grace for its other event
+                # was cut short by the deadline.
+                run.result_missing = run.result is None
+                run.completion_missing = run.completion is None
+                break
             if now >= deadline:
                 run.timed_out = True
                 run.durations["wait_seconds"] = round(now - started, 4)
@@ -398,7 +417,11 @@ class BatchCollector:
             poll = min(deadline - now, _MAX_POLL_SECONDS)
             if first_done_at is not None:
                 poll = min(poll, max(0.0, first_done_at + self.completion_grace - now))
-            batches = await consumer.getmany(timeout_ms=max(1, int(poll * 1000)))
+            try:
+                batches = await consumer.getmany(timeout_ms=max(1, int(poll * 1000)))
+            except KafkaError as exc:
+                run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
+                raise self._read_error(exc) from exc
             for partition, records in batches.items():
                 for record in records:
                     event = self._filter.handle(
@@ -485,6 +508,27 @@ class BatchCollector:
             next_step=f"{where}. Check the CJ service consumes the request topic (a fresh "
             "consumer group can take 5-25 s to join), then re-attach with this batch_uuid and "
             "a longer timeout.",
+            evidence_dir=self.evidence.folder if self.evidence is not None else None,
+        )
+
+    def _read_error(self, exc: Exception) -> AwaitTimeoutError:
+        run = self.collected
+        if self.evidence is not None:
+            self.evidence.log.error(
+                "collector_read_failed",
+                extra={"error": redact(repr(exc)), "observed_events": run.observed_events},
+            )
+            where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
+        else:
+            where = "no evidence folder was configured"
+        return AwaitTimeoutError(
+            redact(
+                f"batch {self.identity.batch_id} ({self.identity.batch_label}): reading its "
+                f"events from Kafka failed after {len(run.callbacks)} callbacks: "
+                f"{type(exc).__name__}: {exc}"
+            ),
+            next_step=f"{where}. Check the broker and the consumer settings, then re-attach "
+            "with this batch_uuid to collect the rest.",
             evidence_dir=self.evidence.folder if self.evidence is not None else None,
         )
 

@@ -98,6 +98,9 @@ def describe_dsn(dsn: str) -> str:
     """``host:port/database`` of a DSN, never the password (unix sockets shown as such)."""
     try:
         parts = urlsplit(dsn)
+        if parts.scheme not in ("postgres", "postgresql"):
+            # libpq keyword form ("host=... password=...") or garbage: show none of it.
+            return "a DSN that is not a postgresql:// URL"
         host = parts.hostname or "unix socket"
         port = f":{parts.port}" if parts.port else ""
         database = parts.path.lstrip("/") or "(default database)"
@@ -128,15 +131,26 @@ async def extract_batch(dsn: str, batch_uuid: str, out_dir: Path) -> ExtractionR
             "cj_comparison_pairs, cj_processed_essays, grade_projections)",
         ) from exc
     finally:
-        await connection.close()
+        await _close_quietly(connection)
     target = Path(out_dir) / EXTRACT_DIR
-    target.mkdir(parents=True, exist_ok=True)
     json_path = target / f"cj_results_{batch_uuid}.json"
     text_path = target / f"cj_results_{batch_uuid}.txt"
-    json_path.write_text(
-        redact(json.dumps(extract, indent=2, default=_json_default)) + "\n", encoding="utf-8"
-    )
-    text_path.write_text(redact(render_text(extract)), encoding="utf-8")
+    try:
+        document = redact(json.dumps(extract, indent=2, default=_json_default)) + "\n"
+        report_text = redact(render_text(extract))
+        target.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(document, encoding="utf-8")
+        text_path.write_text(report_text, encoding="utf-8")
+    except Exception as exc:
+        raise ExtractionError(
+            redact(
+                f"batch {batch_uuid} was read from {where}, but writing {target} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ),
+            next_step="check the evidence folder is writable and has space (an unexpected "
+            "column value is a harness bug: report it with the error above); the batch "
+            "itself is unaffected",
+        ) from exc
     return ExtractionReport(
         batch_uuid=batch_uuid,
         cj_batch_id=int(extract["batch_info"]["id"]),
@@ -148,6 +162,14 @@ async def extract_batch(dsn: str, batch_uuid: str, out_dir: Path) -> ExtractionR
             "grade_projections": len(extract["grade_projections"]),
         },
     )
+
+
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    """Close the connection; a failing close must not hide the extract or its error."""
+    try:
+        await connection.close(timeout=_CONNECT_TIMEOUT_SECONDS)
+    except Exception:  # the connection is gone either way; nothing to keep
+        connection.terminate()
 
 
 async def _read_batch(
@@ -239,7 +261,8 @@ def render_text(extract: Mapping[str, Any]) -> str:
         f"{'rank':>4}  {'essay_id':<36} {'score':>8} {'se':>7} {'W':>4} {'L':>4} {'N':>4}  anchor"
     )
     for rank, essay in enumerate(essays, start=1):
-        known = (essay.get("processing_metadata") or {}).get("known_grade")
+        metadata = essay.get("processing_metadata")
+        known = metadata.get("known_grade") if isinstance(metadata, dict) else None
         anchor = f"yes ({known})" if essay["is_anchor"] and known else str(essay["is_anchor"])
         lines.append(
             f"{rank:>4}  {essay['els_essay_id']:<36} {_number(essay['current_bt_score']):>8} "

@@ -37,7 +37,14 @@ async def publish_request(
     kwargs = {**producer_kwargs, "acks": "all"}
     bootstrap = str(kwargs.get("bootstrap_servers", "localhost:9092"))
     key = _envelope_key(envelope)
-    producer = AIOKafkaProducer(**kwargs)
+    try:
+        producer = AIOKafkaProducer(**kwargs)
+    except (TypeError, ValueError) as exc:  # settings aiokafka refuses before connecting
+        raise PublishError(
+            redact(f"the Kafka producer settings for {bootstrap} are invalid: {exc}"),
+            next_step="fix the producer settings (security protocol, SASL mechanism and "
+            "credentials); the request was not published",
+        ) from exc
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     metadata: Any = None
@@ -48,7 +55,9 @@ async def publish_request(
                 REQUEST_TOPIC, value=envelope.to_bytes(), key=key
             )
     except TimeoutError:
-        raise _publish_error(bootstrap, f"no acknowledgement within {timeout:g} s") from None
+        raise _publish_error(
+            bootstrap, f"no acknowledgement within {timeout:g} s", unconfirmed=True
+        ) from None
     except Exception as exc:  # aiokafka raises many types; all mean "not published"
         raise _publish_error(bootstrap, f"{type(exc).__name__}: {exc}") from exc
     finally:
@@ -70,15 +79,21 @@ def _envelope_key(envelope: EventEnvelope) -> bytes:
     return str(entity_id).encode("utf-8")
 
 
-def _publish_error(bootstrap: str, reason: str) -> PublishError:
+def _publish_error(bootstrap: str, reason: str, *, unconfirmed: bool = False) -> PublishError:
     hint = ""
     if "UnknownError" in reason or "InitProducerId" in reason:
         hint = " If the broker is Tansu, turn producer idempotence off (enable_idempotence=False)."
+    state = (
+        "The publish is unconfirmed: the broker may still have stored it, so re-attach with "
+        "this batch_uuid (attach) before publishing again."
+        if unconfirmed
+        else "The request was not published; re-run when the broker answers."
+    )
     return PublishError(
         redact(f"could not publish the CJ request to {REQUEST_TOPIC} via {bootstrap}: {reason}"),
         next_step=redact(
             f"check the broker is up: is {bootstrap} reachable and the topic {REQUEST_TOPIC} "
-            f"present? The request was not published; re-run when the broker answers.{hint}"
+            f"present? {state}{hint}"
         ),
     )
 

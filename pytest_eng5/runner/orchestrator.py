@@ -514,6 +514,7 @@ class Eng5Runner:
                 collected = await collector.wait(s.completion_timeout)
             except (Eng5Error, asyncio.CancelledError, KeyboardInterrupt) as exc:
                 # Ctrl-C arrives as a cancellation: keep what was gathered, then go on stopping.
+                warm_up.cancel()
                 partial = collector.collected
                 kind = exc.kind if isinstance(exc, Eng5Error) else "interrupted"
                 result.outcome = {"batch-failed": "failed", "interrupted": "interrupted"}.get(

@@ -384,14 +384,16 @@ async def upload_with_cache(
                 storage_id = await client.upload(
                     item.data, content_type=content_type, name=item.name
                 )
-            except UploadError:
+                entry = CacheEntry(storage_id, item.name, datetime.now(UTC).isoformat())
+                # Recorded before anything else can fail: a re-run uploads only the rest.
+                dropped_total += await asyncio.to_thread(
+                    cache.record, {item.key_sha256: entry}, drop_older_than=drop_before
+                )
+            except BaseException:
+                # Any failure (an upload, or a cache that cannot be written) stops new uploads:
+                # further ids could not be cached either.
                 stop.set()
                 raise
-            entry = CacheEntry(storage_id, item.name, datetime.now(UTC).isoformat())
-            # Recorded before anything else can fail: a re-run uploads only the rest.
-            dropped_total += await asyncio.to_thread(
-                cache.record, {item.key_sha256: entry}, drop_older_than=drop_before
-            )
             uploaded_ids[item.key_sha256] = storage_id
             return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -160,3 +161,63 @@ def test_dsn_from_env_needs_a_host_and_prefers_the_cj_port() -> None:
     )
     assert both is not None
     assert both.endswith("@db:5434/huleedu_cj_assessment")
+
+
+def test_describe_dsn_never_shows_a_keyword_dsn_password() -> None:
+    described = describe_dsn("host=db port=5432 user=u password=hunter2-kw dbname=cj")
+    assert "hunter2-kw" not in described
+
+
+@pytest.mark.asyncio
+async def test_keyword_dsn_error_does_not_leak_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ExtractionError) as caught:
+        await extract_batch("host=127.0.0.1 port=9 password=hunter2-kw", str(uuid4()), tmp_path)
+    assert "hunter2-kw" not in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_non_object_processing_metadata_still_renders(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """A JSON list in processing_metadata (any JSON is allowed there) must not crash the text."""
+    batch_uuid = str(uuid4())
+    cj_batch_id = await _seed_batch(postgres_dsn, batch_uuid)
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        await connection.execute(
+            "UPDATE cj_processed_essays SET processing_metadata = '[\"x\"]'::jsonb "
+            "WHERE cj_batch_id = $1 AND is_anchor",
+            cj_batch_id,
+        )
+    finally:
+        await connection.close()
+    report = await extract_batch(postgres_dsn, batch_uuid, tmp_path)
+    assert "BRADLEY-TERRY RANKING" in report.text_path.read_text()
+
+
+@pytest.mark.asyncio
+async def test_unwritable_output_is_an_extraction_error(postgres_dsn: str, tmp_path: Path) -> None:
+    batch_uuid = str(uuid4())
+    await _seed_batch(postgres_dsn, batch_uuid)
+    (tmp_path / "db_extract").write_text("a file where the folder should be")
+    with pytest.raises(ExtractionError) as caught:
+        await extract_batch(postgres_dsn, batch_uuid, tmp_path)
+    assert "writing" in caught.value.message
+    assert "batch itself is unaffected" in caught.value.next_step
+
+
+@pytest.mark.asyncio
+async def test_failing_close_does_not_lose_a_good_extract(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_uuid = str(uuid4())
+    await _seed_batch(postgres_dsn, batch_uuid)
+    original_close = asyncpg.Connection.close
+
+    async def close_then_fail(self: asyncpg.Connection, **kwargs: Any) -> None:
+        await original_close(self, **kwargs)
+        raise ConnectionResetError("connection reset while closing")
+
+    monkeypatch.setattr(asyncpg.Connection, "close", close_then_fail)
+    report = await extract_batch(postgres_dsn, batch_uuid, tmp_path)
+    assert report.json_path.exists()

@@ -121,7 +121,7 @@ def test_empty_body_is_a_400_error_detail(content: httpx.Client) -> None:
     assert error.details == {"field": "request_body"}
 
 
-@pytest.mark.parametrize("bad_id", ["abc", "z" * 32, "0" * 33])
+@pytest.mark.parametrize("bad_id", ["abc", "z" * 32, "0" * 33, "0" * 32 + "%0A"])
 def test_malformed_content_id_is_a_400(content: httpx.Client, bad_id: str) -> None:
     response = content.get(f"/v1/content/{bad_id}")
 

@@ -326,3 +326,18 @@ async def test_cache_and_client_urls_must_agree(tmp_path: Path) -> None:
     async with _client(OTHER_URL) as client:
         with pytest.raises(ConfigurationError):
             await upload_with_cache(cache, client, _items(1), force_reupload=False)
+
+
+@pytest.mark.asyncio
+async def test_unwritable_cache_stops_further_uploads(
+    tmp_path: Path, service: FakeContentService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids that cannot be cached would be lost: after the first failing write, upload no more."""
+
+    def refuse(self: UploadCache, *args: Any, **kwargs: Any) -> int:
+        raise ConfigurationError(f"Cannot write the upload cache {self.path}: disk full")
+
+    monkeypatch.setattr(UploadCache, "record", refuse)
+    with pytest.raises(ConfigurationError, match="disk full"):
+        await _run(tmp_path / "cache.json", _items(4), concurrency=1)
+    assert len(service.uploads) == 1

@@ -1,0 +1,44 @@
+"""The worker's wave timer against the worker lock (no infrastructure needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pytest_eng5.reference import worker as worker_module
+from pytest_eng5.reference.judge import CoinFlipJudge
+from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+
+TIMEOUT_S = 0.05
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_that_waited_for_the_lock_spares_a_rearmed_wave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timed_out: list[int] = []
+
+    async def time_out(pool: Any, cj_batch_id: int, **kwargs: Any) -> int:
+        timed_out.append(cj_batch_id)
+        return 0
+
+    monkeypatch.setattr(worker_module, "time_out_and_count", time_out)
+    settings = WorkerSettings(
+        "127.0.0.1:1", "postgresql://x", "http://x", callback_timeout_s=TIMEOUT_S
+    )
+    worker = CJWorker(settings, judge=CoinFlipJudge())
+    worker._pool = object()  # type: ignore[assignment]  # never used: the store call is replaced
+    try:
+        async with worker._lock:  # the worker is busy with a message
+            worker._runtimes.arm(7)
+            await asyncio.sleep(TIMEOUT_S * 4)  # the timer fires; its handler waits for the lock
+            worker._runtimes.arm(7)  # the message was a callback of that wave: timer re-armed
+        await asyncio.sleep(TIMEOUT_S / 5)
+        assert timed_out == [], "a wave that just got a callback must not be timed out"
+
+        await asyncio.sleep(TIMEOUT_S * 4)  # now the wave really is idle
+        assert timed_out == [7]
+    finally:
+        worker._runtimes.cancel_all()

@@ -1,0 +1,207 @@
+"""BatchCollector end conditions and error paths, with a stand-in consumer (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from pytest_eng5.contracts import COMPLETED_TOPIC, EssayProcessingInputRefV1
+from pytest_eng5.errors import AwaitTimeoutError, ConfigurationError, Eng5Error, PublishError
+from pytest_eng5.runner import collector as collector_module
+from pytest_eng5.runner.collector import BatchCollector
+from pytest_eng5.runner.envelope import compose_request
+from pytest_eng5.runner.evidence import EvidenceFolder
+from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.runner.kafka_io import publish_request
+
+
+@dataclass
+class _Record:
+    offset: int
+    value: bytes
+
+
+def _completion(batch_id: str) -> bytes:
+    now = datetime.now(UTC).isoformat()
+    data = {
+        "event_name": "cj_assessment.completed",
+        "entity_id": batch_id,
+        "entity_type": "batch",
+        "status": "completed_successfully",
+        "system_metadata": {
+            "entity_id": batch_id,
+            "entity_type": "batch",
+            "processing_stage": "completed",
+            "error_info": {},
+        },
+        "cj_assessment_job_id": "7",
+        "processing_summary": {"total_essays": 2, "successful": 2, "failed": 0},
+    }
+    envelope = {
+        "event_id": str(uuid4()),
+        "event_type": COMPLETED_TOPIC,
+        "event_timestamp": now,
+        "source_service": "cj_assessment_service",
+        "schema_version": 1,
+        "correlation_id": str(uuid4()),
+        "data": data,
+    }
+    return json.dumps(envelope).encode()
+
+
+class _ScriptedConsumer:
+    """``getmany`` hands out the scripted batches, then waits out the poll and returns nothing."""
+
+    def __init__(self, batches: list[Any]) -> None:
+        self._batches = list(batches)
+        self.stopped = False
+
+    async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, list[_Record]]:
+        if self._batches:
+            step = self._batches.pop(0)
+            if isinstance(step, BaseException):
+                raise step
+            return dict(step)
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def _collector(
+    identity: BatchIdentity, consumer: _ScriptedConsumer, **kwargs: Any
+) -> BatchCollector:
+    collector = BatchCollector(identity, consumer_kwargs={}, **kwargs)
+    collector._consumer = consumer  # type: ignore[assignment]  # positioned by hand
+    return collector
+
+
+@pytest.mark.asyncio
+async def test_completion_seen_before_the_deadline_is_not_a_timeout() -> None:
+    """A completion that arrives inside the timeout ends the wait as completed, result missing,
+    even when the grace for the rich result would run past the deadline."""
+    identity = BatchIdentity.new("unit-deadline")
+    partition = TopicPartition(COMPLETED_TOPIC, 0)
+    consumer = _ScriptedConsumer([{partition: [_Record(0, _completion(identity.batch_id))]}])
+    collector = _collector(identity, consumer, evidence=None, completion_grace=30.0)
+    started = asyncio.get_running_loop().time()
+    run = await collector.wait(0.4)
+    assert asyncio.get_running_loop().time() - started < 5.0
+    assert run.completion is not None
+    assert run.result_missing
+    assert not run.timed_out
+
+
+@pytest.mark.asyncio
+async def test_nothing_seen_by_the_deadline_is_still_a_timeout() -> None:
+    identity = BatchIdentity.new("unit-timeout")
+    collector = _collector(identity, _ScriptedConsumer([]), evidence=None)
+    with pytest.raises(AwaitTimeoutError):
+        await collector.wait(0.2)
+    assert collector.collected.timed_out
+
+
+@pytest.mark.asyncio
+async def test_kafka_error_while_reading_is_typed_and_keeps_the_evidence(tmp_path: Path) -> None:
+    identity = BatchIdentity.new("unit-read-error")
+    evidence = EvidenceFolder(tmp_path, identity)
+    consumer = _ScriptedConsumer([KafkaConnectionError("broker went away")])
+    collector = _collector(identity, consumer, evidence=evidence)
+    try:
+        with pytest.raises(Eng5Error) as caught:
+            await collector.wait(5.0)
+    finally:
+        evidence.close()
+    assert isinstance(caught.value, AwaitTimeoutError)
+    assert "KafkaConnectionError" in caught.value.message
+    assert "re-attach" in caught.value.next_step
+    assert caught.value.evidence_dir == evidence.folder
+    log = (evidence.folder / "run.log").read_text()
+    assert "collector_read_failed" in log
+
+
+@pytest.mark.asyncio
+async def test_cancelled_prepare_stops_the_started_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C while positioning must not leave a running consumer behind."""
+    created: list[Any] = []
+    entered = asyncio.Event()
+
+    class HangingConsumer:
+        def __init__(self, **kwargs: Any) -> None:
+            self.stopped = False
+            created.append(self)
+
+        async def start(self) -> None:
+            entered.set()
+            await asyncio.Event().wait()
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    monkeypatch.setattr(collector_module, "AIOKafkaConsumer", HangingConsumer)
+    collector = BatchCollector(
+        BatchIdentity.new("unit-cancel"),
+        consumer_kwargs={"bootstrap_servers": "x:1"},
+        evidence=None,
+    )
+    task = asyncio.create_task(collector.prepare(timeout=30.0))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(created) == 1
+    assert created[0].stopped
+
+
+_SASL_WITHOUT_CREDENTIALS = {
+    "bootstrap_servers": "127.0.0.1:9",
+    "security_protocol": "SASL_PLAINTEXT",
+    "sasl_mechanism": "PLAIN",
+}
+
+
+@pytest.mark.asyncio
+async def test_consumer_settings_aiokafka_refuses_are_a_configuration_error() -> None:
+    collector = BatchCollector(
+        BatchIdentity.new("unit-bad-consumer"),
+        consumer_kwargs=dict(_SASL_WITHOUT_CREDENTIALS),
+        evidence=None,
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        await collector.prepare(timeout=2.0)
+    assert "127.0.0.1:9" in caught.value.message
+    assert caught.value.next_step
+
+
+@pytest.mark.asyncio
+async def test_producer_settings_aiokafka_refuses_are_a_publish_error() -> None:
+    envelope = compose_request(
+        BatchIdentity.new("unit-bad-producer"),
+        [EssayProcessingInputRefV1(essay_id="E1", text_storage_id="c1")],
+        language="en",
+        course_code="ENG5",
+        assignment_id=None,
+        user_id="eng5_np_research_runner",
+        org_id=None,
+        llm_overrides=None,
+        runner_mode="execute",
+        max_comparisons=None,
+        llm_batching_mode=None,
+    )
+    with pytest.raises(PublishError) as caught:
+        await publish_request(
+            envelope, producer_kwargs=dict(_SASL_WITHOUT_CREDENTIALS), timeout=2.0
+        )
+    assert "not published" in caught.value.next_step
