@@ -149,12 +149,24 @@ class BatchFinalizer:
     async def finalize_error(self, cj_batch_id: int, error: BaseException) -> None:
         """A batch whose processing raised: mark it failed and publish CJAssessmentFailedV1
         (``processing_error``), so the client is told instead of waiting for ever. A batch
-        already complete or failed is left alone."""
+        that already published its completion or failure is left alone."""
         upload = await self._pool.fetchrow(
             "SELECT * FROM cj_batch_uploads WHERE id = $1", cj_batch_id
         )
         self._runtimes.disarm(cj_batch_id)
-        if upload is None or str(upload["status"]).startswith(("COMPLETE", "ERROR")):
+        if upload is None or str(upload["status"]).startswith("ERROR"):
+            return
+        # finalize() marks the batch COMPLETE_* before it publishes, so the status alone does
+        # not tell whether the client was told: look for the batch's terminal event.
+        announced = await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM event_outbox WHERE aggregate_id = $1"
+            " AND topic = ANY($2::varchar[])"
+            " AND event_data->'data'->>'cj_assessment_job_id' = $3)",
+            str(upload["bos_batch_id"]),
+            [COMPLETED_TOPIC, FAILED_TOPIC],
+            str(cj_batch_id),
+        )
+        if announced:
             return
         await set_status(self._pool, cj_batch_id, "ERROR_PROCESSING")
         await self._pool.execute(

@@ -49,14 +49,12 @@ from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import (
     EssayRow,
-    add_failed_comparisons,
-    count_callback,
     find_pair,
     insert_wave,
     json_object,
     load_wave_state,
-    record_callback,
-    time_out_open_pairs,
+    record_and_count_callback,
+    time_out_and_count,
 )
 from pytest_eng5.reference.cj_events import (
     INITIALIZATION_FAILED,
@@ -123,6 +121,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 CALLBACK_TIMEOUT_CODE: Final = "CALLBACK_TIMEOUT"
+OUTBOX_RETRY_INTERVAL_S: Final = 2.0
+"""How often outbox rows that could not be published (Kafka hiccup) are relayed again."""
 
 
 @dataclass(frozen=True)
@@ -247,12 +247,28 @@ class CJWorker:
         if self._consumer is None:
             raise RuntimeError("call start() before run()")
         consumer = self._consumer
+        loop = asyncio.get_running_loop()
+        next_relay = loop.time() + OUTBOX_RETRY_INTERVAL_S
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=100)
             for records in batches.values():
                 for record in records:
                     async with self._lock:
                         await self._dispatch(record.topic, record.value)
+            if loop.time() >= next_relay:
+                async with self._lock:
+                    await self._relay_unpublished()
+                next_relay = loop.time() + OUTBOX_RETRY_INTERVAL_S
+
+    async def _relay_unpublished(self) -> None:
+        """Publish outbox rows whose first relay failed (HuleEdu's relay worker polls too)."""
+        try:
+            published = await relay_pending(self.pool, self._send)
+        except Exception:
+            _log.exception("outbox relay failed")
+            return
+        if published:
+            _log.info("outbox relay published %d earlier unpublished event(s)", published)
 
     async def stop(self) -> None:
         """Stop consuming, cancel timers and in-flight comparisons, close connections."""
@@ -344,8 +360,20 @@ class CJWorker:
         parts = self._started
         try:
             batch = await parts.intake.admit(envelope, request)
-        except IntakeFailure as failure:
-            _log.warning("request for batch %s rejected: %s", request.entity_id, failure.message)
+        except Exception as exc:
+            # HuleEdu (§D.7, emitter 1): whatever blows up while the batch is being created
+            # (unknown assignment, Content Service, a database error) is an
+            # INITIALIZATION_FAILED event, never silence.
+            if isinstance(exc, IntakeFailure):
+                failure = exc
+                _log.warning("request for batch %s rejected: %s", request.entity_id, exc.message)
+            else:
+                _log.exception("intake of batch %s failed", request.entity_id)
+                failure = IntakeFailure(
+                    "PROCESSING_ERROR",
+                    f"Creating the CJ batch failed: {type(exc).__name__}: {str(exc)[:500]}",
+                    details={"error_type": type(exc).__name__},
+                )
             await self._publish_rejection(
                 Rejection(
                     envelope.correlation_id,
@@ -356,14 +384,26 @@ class CJWorker:
                 )
             )
             return
-        if batch.student_count < 2:
-            await parts.finalizer.finalize_single_essay(batch.cj_batch_id)
-            return
-        plan = await self._plan_next_wave(batch.cj_batch_id, wave=1)
-        if not plan:
-            await parts.finalizer.finalize(batch.cj_batch_id)
-            return
-        await self._submit_wave(batch.cj_batch_id, plan, wave=1)
+        try:
+            if batch.student_count < 2:
+                await parts.finalizer.finalize_single_essay(batch.cj_batch_id)
+                return
+            plan = await self._plan_next_wave(batch.cj_batch_id, wave=1)
+            if not plan:
+                await parts.finalizer.finalize(batch.cj_batch_id)
+                return
+            await self._submit_wave(batch.cj_batch_id, plan, wave=1)
+        except Exception as exc:
+            await self._abort_batch(batch.cj_batch_id, exc)
+
+    async def _abort_batch(self, cj_batch_id: int, error: Exception) -> None:
+        """Processing of an admitted batch raised: fail it loudly instead of letting it stall
+        (its wave timer is gone or would only find nothing to time out)."""
+        _log.error("batch %s failed while processing", cj_batch_id, exc_info=error)
+        try:
+            await self._started.finalizer.finalize_error(cj_batch_id, error)
+        except Exception:
+            _log.exception("could not publish the failure of batch %s", cj_batch_id)
 
     async def _publish_rejection(self, rejection: Rejection) -> None:
         failure = rejection.failure
@@ -399,26 +439,31 @@ class CJWorker:
     async def _on_wave_timeout(self, cj_batch_id: int) -> None:
         timeout_s = self.settings.callback_timeout_s
         async with self._lock:
+            if self._runtimes.is_armed(cj_batch_id):
+                # A callback (or a new wave) re-armed the timer while this handler waited for
+                # the lock: the wave is not idle, so nothing times out now.
+                return
             try:
-                missing = await time_out_open_pairs(
+                missing = await time_out_and_count(
                     self.pool,
                     cj_batch_id,
                     error_code=CALLBACK_TIMEOUT_CODE,
                     service=SERVICE_NAME,
                     timeout_s=timeout_s,
                 )
-                if not missing:
-                    return
-                _log.warning(
-                    "batch %s: %s callbacks missing after %.1f s; counted as failed",
-                    cj_batch_id,
-                    missing,
-                    timeout_s,
-                )
-                await add_failed_comparisons(self.pool, cj_batch_id, missing)
-                await self._maybe_continue(cj_batch_id)
             except Exception:
                 _log.exception("wave timeout handling failed for batch %s", cj_batch_id)
+                self._runtimes.arm(cj_batch_id)  # nothing was written: try again later
+                return
+            if not missing:
+                return
+            _log.warning(
+                "batch %s: %s callbacks missing after %.1f s; counted as failed",
+                cj_batch_id,
+                missing,
+                timeout_s,
+            )
+            await self._maybe_continue(cj_batch_id)
 
     # ----- callbacks (§E.8)
 
@@ -437,17 +482,25 @@ class CJWorker:
             )
             return
         cj_batch_id = int(pair["cj_batch_id"])
-        counter = await record_callback(self.pool, pair["id"], envelope, result, LPS_SERVICE_NAME)
+        counter = await record_and_count_callback(
+            self.pool, pair["id"], cj_batch_id, envelope, result, LPS_SERVICE_NAME
+        )
         if counter is None:
             _log.info("duplicate callback %s ignored", result.correlation_id)
             return
-        await count_callback(self.pool, cj_batch_id, counter)
         self._runtimes.arm(cj_batch_id)
         await self._maybe_continue(cj_batch_id)
 
     # ----- continuation (§E.9)
 
     async def _maybe_continue(self, cj_batch_id: int) -> None:
+        """Continue the batch if its wave is complete; a failure on the way fails the batch."""
+        try:
+            await self._continue(cj_batch_id)
+        except Exception as exc:
+            await self._abort_batch(cj_batch_id, exc)
+
+    async def _continue(self, cj_batch_id: int) -> None:
         state = await load_wave_state(self.pool, cj_batch_id)
         if state is None or state["state"] != "WAITING_CALLBACKS":
             return

@@ -620,6 +620,28 @@ async def test_batch_that_raises_mid_flight_fails_instead_of_stalling(
 
 
 @pytest.mark.asyncio
+async def test_batch_that_raises_while_finalising_fails_instead_of_stalling(
+    infra: Infra, db: asyncpg.Connection, start_worker: WorkerFactory
+) -> None:
+    """Finalisation marks the batch COMPLETE_* before it publishes; a failure after that
+    (here: an instruction row written behind the API's back with an unknown scale) must
+    still end in a failure event."""
+    assignment_id = f"bad-scale-{uuid.uuid4().hex[:8]}"
+    await seed_assignment(db, assignment_id, [], grade_scale="no_such_scale")
+    essays = await seed_students(db, SMALL_TEXTS[:3])
+    await start_worker()
+    request = build_request(essays, assignment_id=assignment_id, max_comparisons=3)
+    batch_id = str(request.data.entity_id)
+    tap = await _run_batch(infra, request, terminal=(FAILED_TOPIC, COMPLETED_TOPIC))
+    assert not for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id)
+    failed = _only(for_batch(tap.envelopes(FAILED_TOPIC), batch_id)).data_as(CJAssessmentFailedV1)
+    assert failed.failure_reason == "processing_error"
+    assert "no_such_scale" in failed.system_metadata.error_info["details"]["error"]
+    state = await _state(db, batch_id)
+    assert (state["status"], state["state"]) == ("ERROR_PROCESSING", "FAILED")
+
+
+@pytest.mark.asyncio
 async def test_event_that_failed_to_publish_is_relayed_again(
     infra: Infra, db: asyncpg.Connection, start_worker: WorkerFactory
 ) -> None:
