@@ -64,6 +64,7 @@ class Inventory:
     students: tuple[EssayFile, ...]
     anchors_csv: Path | None = None
     csv_grades: dict[str, str] = field(default_factory=dict)
+    csv_ids: dict[str, str] = field(default_factory=dict)
     grade_scale: str = "eng5_np_legacy_9_step"
 
     def summary(self) -> dict[str, object]:
@@ -211,8 +212,9 @@ def _find_instructions(root: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def _read_csv_grades(path: Path) -> dict[str, str]:
-    """File name -> expert grade from an anchors CSV (HuleEdu column names)."""
+def _read_anchors_csv(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """File name -> expert grade, and file name -> anchor id, from an anchors CSV
+    (HuleEdu column names)."""
     try:
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -221,14 +223,20 @@ def _read_csv_grades(path: Path) -> dict[str, str]:
             next_step=f"fix or remove {path}",
         ) from None
     grades: dict[str, str] = {}
+    ids: dict[str, str] = {}
     for row in rows:
         file_name = next((row[c] for c in _CSV_FILE_COLUMNS if row.get(c)), None)
+        if not file_name:
+            continue
         grade = next(
             (v for k, v in row.items() if k and k.lower() in _CSV_GRADE_COLUMNS and v), None
         )
-        if file_name and grade:
+        anchor_id = next((row[c] for c in _CSV_ID_COLUMNS if row.get(c)), None)
+        if grade:
             grades[file_name.strip()] = grade.strip()
-    return grades
+        if anchor_id:
+            ids[file_name.strip()] = anchor_id.strip()
+    return grades, ids
 
 
 def collect_inventory(
@@ -253,6 +261,7 @@ def collect_inventory(
     instructions = _find_instructions(root)
     csv_files = sorted(root.glob("*.csv"))
     anchors_csv = csv_files[0] if csv_files else None
+    csv_grades, csv_ids = _read_anchors_csv(anchors_csv) if anchors_csv else ({}, {})
     return Inventory(
         root=root,
         instructions_path=instructions,
@@ -260,6 +269,7 @@ def collect_inventory(
         anchors=anchors,
         students=students,
         anchors_csv=anchors_csv,
-        csv_grades=_read_csv_grades(anchors_csv) if anchors_csv else {},
+        csv_grades=csv_grades,
+        csv_ids=csv_ids,
         grade_scale=grade_scale,
     )

@@ -86,6 +86,20 @@ def request_essay_id(local_id: str, identity: BatchIdentity, max_length: int = 3
     return f"{make_essay_key(local_id, max_length - 9)}-{identity.batch_uuid.hex[:8]}"
 
 
+def anchor_keys(inventory: Inventory, max_length: int = 18) -> dict[str, EssayFile]:
+    """Short, readable keys for anchors sent as students (``student::<key>-<batch>`` must fit
+    36 characters): the anchors CSV id (``ANCHOR-001``) when there is one, else the end of the
+    file stem (``vt_001_F+``); hashed keys only when those would clash."""
+    keys: dict[str, EssayFile] = {}
+    for essay in inventory.anchors:
+        readable = inventory.csv_ids.get(essay.name) or essay.path.stem[-max_length:]
+        key = make_essay_key(readable.lstrip("_-"), max_length)
+        if key in keys:
+            return {make_essay_key(e.local_id, max_length): e for e in inventory.anchors}
+        keys[key] = essay
+    return keys
+
+
 def _timed(method: Callable[..., Awaitable[RunResult]]) -> Callable[..., Awaitable[RunResult]]:
     """Reset ``last_result`` per call, and give a run that raised its duration too."""
 
@@ -207,8 +221,8 @@ class Eng5Runner:
         result.grade_scale = scale
         self._capacity(result, "anchor-align-test", len(inventory.anchors), 0)
         essays = {
-            ANCHOR_ALIGN_PREFIX + request_essay_id(e.local_id, result.identity, 27): e
-            for e in inventory.anchors
+            ANCHOR_ALIGN_PREFIX + request_essay_id(key, result.identity, 27): e
+            for key, e in anchor_keys(inventory).items()
         }
         result.anchors_sent = len(essays)
         return await self._publish_run(result, inventory, essays, None)
