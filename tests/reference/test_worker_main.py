@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.worker import CJWorker, WorkerSettings
@@ -54,9 +54,11 @@ def test_settings_reject_a_zero_budget() -> None:
         WorkerSettings("b", "d", "c", max_pairwise_comparisons=0)
 
 
-def test_healthz_is_503_until_ready() -> None:
+@pytest.mark.asyncio
+async def test_healthz_is_503_until_ready() -> None:
     worker = CJWorker(WorkerSettings("127.0.0.1:1", "postgresql://x", "http://127.0.0.1:1"))
-    client = TestClient(create_health_app(worker))
-    assert client.get("/healthz").status_code == 503
-    worker._ready.set()  # what start() does once the positions are set
-    assert client.get("/healthz").status_code == 200
+    transport = httpx.ASGITransport(app=create_health_app(worker))
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        assert (await client.get("/healthz")).status_code == 503
+        worker._ready.set()  # what start() does once the positions are set
+        assert (await client.get("/healthz")).status_code == 200
