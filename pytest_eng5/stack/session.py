@@ -35,10 +35,10 @@ class StackContext:
 
     kind: str
     kafka: KafkaEndpoint
-    postgres_dsn: str | None
+    postgres_dsn: str | None = field(repr=False)
     cj_url: str | None
     content_url: str | None
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # tokens / JWT secret
     log_dir: Path
     infrastructure: Infrastructure | None = None
     services: ReferenceServices | None = None
