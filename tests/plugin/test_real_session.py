@@ -44,6 +44,8 @@ def test_junit_is_valid_and_no_secret_leaks(
     monkeypatch.setenv("ENG5_REFERENCE_JWT_SECRET", SECRET)
     pytester.makepyfile(test_run=RUN_MODULE)
     result = pytester.runpytest_subprocess(
+        "-n",
+        "2",
         "--junitxml=junit.xml",
         "--eng5-evidence-dir=evidence",
         "-o",
@@ -53,6 +55,7 @@ def test_junit_is_valid_and_no_secret_leaks(
         timeout=240,
     )
     result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*eng5 runs*", "*batch_uuid*mode*outcome*", "*execute*completed*"])
 
     junit = pytester.path / "junit.xml"
     xmlschema.XMLSchema(XSD).validate(junit)
