@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import sys
@@ -427,7 +428,10 @@ def write_artefact(doc: dict[str, Any], path: Path) -> Path:
         )
     doc["validation"]["artefact_checksum"] = artefact_checksum(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Written beside the target, then renamed over it: a crash mid-write keeps the old artefact.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 

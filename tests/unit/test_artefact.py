@@ -261,3 +261,25 @@ def test_anchor_align_mode_and_null_ids_pass_the_schema() -> None:
     doc = _doc(BatchIdentity.new("x"), mode="anchor-align-test")
     doc["metadata"]["assignment_id"] = None
     assert schema_problems(doc) == []
+
+
+def test_a_write_that_breaks_off_keeps_the_previous_artefact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = BatchIdentity.new("unit-artefact-crash")
+    folder = tmp_path / identity.batch_id
+    path = write_artefact(_doc(identity), folder / "assessment_run.json")
+    before = path.read_text()
+
+    def write_half_then_fail(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+        with self.open("w", encoding="utf-8") as handle:
+            handle.write(data[: len(data) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_artefact(_doc(identity, outcome="timeout"), path)
+    monkeypatch.undo()
+
+    assert path.read_text() == before
+    assert verify_checksum(json.loads(path.read_text()))
