@@ -10,12 +10,15 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from pytest_eng5.contracts import EssayProcessingInputRefV1, EventEnvelope
 from pytest_eng5.reference.db import apply_schema, create_pool
+from pytest_eng5.runner.envelope import compose_request
+from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.process import run_coroutine
@@ -81,3 +84,30 @@ def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
             child.wait()
             raise
     assert code == 0, "the stack CLI did not stop cleanly on Ctrl-C"
+
+
+def guest_request(identity: BatchIdentity, *essay_ids: str) -> EventEnvelope:
+    """A guest (no assignment) execute request for ``essay_ids`` (default one essay)."""
+    ids = essay_ids or ("E1",)
+    return compose_request(
+        identity,
+        [
+            EssayProcessingInputRefV1(essay_id=essay_id, text_storage_id=f"c{n}")
+            for n, essay_id in enumerate(ids, start=1)
+        ],
+        language="en",
+        course_code="ENG5",
+        assignment_id=None,
+        user_id="eng5_np_research_runner",
+        org_id=None,
+        llm_overrides=None,
+        runner_mode="execute",
+        max_comparisons=None,
+        llm_batching_mode=None,
+    )
+
+
+@pytest.fixture
+def make_guest_request() -> Callable[..., EventEnvelope]:
+    """``make(identity, *essay_ids)``: a minimal guest CJ request envelope."""
+    return guest_request

@@ -69,6 +69,25 @@ class OutboxPublisher:
         await relay_rows(self._pool, self._send, [row_id])
 
 
+def _batch_metadata(
+    upload: asyncpg.Record,
+    stage: ProcessingStage,
+    ended_at: datetime,
+    event: str,
+    error_info: dict[str, Any],
+) -> SystemProcessingMetadata:
+    """``system_metadata`` of a batch-level CJ event (completed or failed) for ``upload``."""
+    return SystemProcessingMetadata(
+        entity_id=str(upload["bos_batch_id"]),
+        entity_type="batch",
+        processing_stage=stage,
+        started_at=upload["created_at"],
+        completed_at=ended_at,
+        event=event,
+        error_info=error_info,
+    )
+
+
 def processing_seconds(upload: asyncpg.Record, completed_at: datetime) -> float:
     """Seconds from the batch's creation to ``completed_at``, rounded to 0.01."""
     created_at: datetime = upload["created_at"]
@@ -92,14 +111,8 @@ def completed_event(
         entity_type="batch",
         parent_id=None,
         status=BatchStatus.COMPLETED_SUCCESSFULLY if scored else BatchStatus.FAILED_CRITICALLY,
-        system_metadata=SystemProcessingMetadata(
-            entity_id=bos_batch_id,
-            entity_type="batch",
-            processing_stage=ProcessingStage.COMPLETED,
-            started_at=upload["created_at"],
-            completed_at=completed_at,
-            event="cj_assessment.completed",
-            error_info={},
+        system_metadata=_batch_metadata(
+            upload, ProcessingStage.COMPLETED, completed_at, "cj_assessment.completed", {}
         ),
         cj_assessment_job_id=str(upload["id"]),
         processing_summary=ProcessingSummary(
@@ -225,14 +238,12 @@ def batch_failed_event(
         entity_id=bos_batch_id,
         entity_type="batch",
         parent_id=None,
-        system_metadata=SystemProcessingMetadata(
-            entity_id=bos_batch_id,
-            entity_type="batch",
-            processing_stage=ProcessingStage.FAILED,
-            started_at=upload["created_at"],
-            completed_at=failed_at,
-            event="cj_assessment.failed",
-            error_info={"reason": reason, "details": details},
+        system_metadata=_batch_metadata(
+            upload,
+            ProcessingStage.FAILED,
+            failed_at,
+            "cj_assessment.failed",
+            {"reason": reason, "details": details},
         ),
         cj_assessment_job_id=str(upload["id"]),
     )

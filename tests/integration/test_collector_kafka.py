@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,10 @@ from pytest_eng5.contracts import (
     FAILED_TOPIC,
     REQUEST_TOPIC,
     RESULT_TOPIC,
-    EssayProcessingInputRefV1,
     EventEnvelope,
 )
 from pytest_eng5.errors import AwaitTimeoutError, BatchFailedError, PublishError
 from pytest_eng5.runner.collector import BatchCollector, CollectedEvent, ProgressInfo
-from pytest_eng5.runner.envelope import compose_request
 from pytest_eng5.runner.evidence import EVENTS_FILE, EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.kafka_io import publish_request
@@ -196,7 +194,10 @@ async def _read_request(bootstrap: str, partition: int, offset: int) -> tuple[by
 
 @pytest.mark.asyncio
 async def test_publish_then_collect_sees_only_its_batch(
-    tansu_bootstrap: str, cj: CJSide, tmp_path: Path
+    tansu_bootstrap: str,
+    cj: CJSide,
+    tmp_path: Path,
+    make_guest_request: Callable[..., EventEnvelope],
 ) -> None:
     identity = BatchIdentity.new("integration-own")
     foreign_id = str(uuid4())
@@ -213,22 +214,7 @@ async def test_publish_then_collect_sees_only_its_batch(
         on_event=seen.append,
         progress=progress.append,
     )
-    envelope = compose_request(
-        identity,
-        [
-            EssayProcessingInputRefV1(essay_id="ESSAY-1", text_storage_id="c1"),
-            EssayProcessingInputRefV1(essay_id="ESSAY-2", text_storage_id="c2"),
-        ],
-        language="en",
-        course_code="ENG5",
-        assignment_id=None,
-        user_id="eng5_np_research_runner",
-        org_id=None,
-        llm_overrides=None,
-        runner_mode="execute",
-        max_comparisons=None,
-        llm_batching_mode=None,
-    )
+    envelope = make_guest_request(identity, "ESSAY-1", "ESSAY-2")
     async with collector:
         evidence.write_request(envelope)
         info = await publish_request(
@@ -388,21 +374,11 @@ async def test_timeout_keeps_partial_evidence(
 
 
 @pytest.mark.asyncio
-async def test_publish_to_dead_bootstrap_raises_publish_error() -> None:
+async def test_publish_to_dead_bootstrap_raises_publish_error(
+    make_guest_request: Callable[..., EventEnvelope],
+) -> None:
     identity = BatchIdentity.new("integration-dead")
-    envelope = compose_request(
-        identity,
-        [EssayProcessingInputRefV1(essay_id="E1", text_storage_id="c1")],
-        language="en",
-        course_code="ENG5",
-        assignment_id=None,
-        user_id="eng5_np_research_runner",
-        org_id=None,
-        llm_overrides=None,
-        runner_mode="execute",
-        max_comparisons=None,
-        llm_batching_mode=None,
-    )
+    envelope = make_guest_request(identity, "E1")
     dead = "127.0.0.1:9"  # discard port: nothing listens there
     with pytest.raises(PublishError) as caught:
         await publish_request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +15,10 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from pytest_eng5.contracts import COMPLETED_TOPIC, EssayProcessingInputRefV1
+from pytest_eng5.contracts import COMPLETED_TOPIC, EventEnvelope
 from pytest_eng5.errors import AwaitTimeoutError, ConfigurationError, Eng5Error, PublishError
 from pytest_eng5.runner import collector as collector_module
 from pytest_eng5.runner.collector import BatchCollector
-from pytest_eng5.runner.envelope import compose_request
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.kafka_io import publish_request
@@ -186,20 +186,10 @@ async def test_consumer_settings_aiokafka_refuses_are_a_configuration_error() ->
 
 
 @pytest.mark.asyncio
-async def test_producer_settings_aiokafka_refuses_are_a_publish_error() -> None:
-    envelope = compose_request(
-        BatchIdentity.new("unit-bad-producer"),
-        [EssayProcessingInputRefV1(essay_id="E1", text_storage_id="c1")],
-        language="en",
-        course_code="ENG5",
-        assignment_id=None,
-        user_id="eng5_np_research_runner",
-        org_id=None,
-        llm_overrides=None,
-        runner_mode="execute",
-        max_comparisons=None,
-        llm_batching_mode=None,
-    )
+async def test_producer_settings_aiokafka_refuses_are_a_publish_error(
+    make_guest_request: Callable[..., EventEnvelope],
+) -> None:
+    envelope = make_guest_request(BatchIdentity.new("unit-bad-producer"), "E1")
     with pytest.raises(PublishError) as caught:
         await publish_request(
             envelope, producer_kwargs=dict(_SASL_WITHOUT_CREDENTIALS), timeout=2.0
