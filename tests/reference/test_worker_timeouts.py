@@ -38,7 +38,11 @@ async def test_a_timeout_that_waited_for_the_lock_spares_a_rearmed_wave(
         await asyncio.sleep(TIMEOUT_S / 5)
         assert timed_out == [], "a wave that just got a callback must not be timed out"
 
-        await asyncio.sleep(TIMEOUT_S * 4)  # now the wave really is idle
+        # now the wave really is idle: wait for its timeout to be recorded
+        deadline = asyncio.get_running_loop().time() + 5
+        while not timed_out:
+            assert asyncio.get_running_loop().time() < deadline, "the idle wave never timed out"
+            await asyncio.sleep(TIMEOUT_S / 5)  # polling the recorded timeouts
         assert timed_out == [7]
     finally:
         worker._runtimes.cancel_all()
