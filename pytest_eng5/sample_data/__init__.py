@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 SAMPLE_ASSETS = Path(__file__).parent / "eng5_np_sample"
+#: Prompt and rubric files for experiments: ``system/001_baseline.txt``,
+#: ``system/003_language_control.txt`` and ``rubric/003_language_control.txt``.
+SAMPLE_PROMPTS = Path(__file__).parent / "prompts"
 
 
 def read_sample_text(path: Path) -> str:

@@ -2,7 +2,7 @@
 
 Three judges share one protocol (:class:`Judge`):
 
-- :class:`TextFeaturesJudge` (default, :mod:`.text_features`) scores each essay with
+- :class:`TextFeaturesJudge` (default, :mod:`.text_feature_judge`) scores each essay with
   :func:`quality_score` (:mod:`.features`) and draws the winner with seeded noise;
 - :class:`CoinFlipJudge` (:mod:`.coin_flip`) draws 50/50 from a hash of seed and texts;
 - :class:`LlmHttpJudge` (:mod:`.llm_http`) asks a real OpenAI-compatible or Anthropic endpoint.
@@ -39,7 +39,7 @@ from pytest_eng5.reference.judge.protocol import (
     JudgeRequest,
     Winner,
 )
-from pytest_eng5.reference.judge.text_features import (
+from pytest_eng5.reference.judge.text_feature_judge import (
     DEFAULT_NOISE,
     TEXT_FEATURES_MODEL,
     TextFeaturesJudge,

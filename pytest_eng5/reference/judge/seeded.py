@@ -10,11 +10,12 @@ from pytest_eng5.reference.judge.features import WORD_RE
 from pytest_eng5.reference.judge.protocol import DEFAULT_RUBRIC, DEFAULT_SYSTEM_PROMPT, JudgeRequest
 
 
-def pair_rng(seed: int, request: JudgeRequest, salt: str) -> random.Random:
-    """An RNG determined by the seed, the salt and the two essay texts."""
-    digest = hashlib.sha256(
-        "\x1f".join((salt, str(seed), request.essay_a_text, request.essay_b_text)).encode()
-    ).digest()
+def pair_rng(seed: int, request: JudgeRequest, salt: str, draw_key: str = "") -> random.Random:
+    """An RNG determined by the seed, the salt, the two essay texts and ``draw_key`` if given."""
+    parts = [salt, str(seed), request.essay_a_text, request.essay_b_text]
+    if draw_key:
+        parts.append(draw_key)
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
