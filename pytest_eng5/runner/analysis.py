@@ -16,8 +16,9 @@ from pytest_eng5.runner.alignment import (
     render_markdown,
     render_plot,
 )
+from pytest_eng5.runner.bt_model import Comparison, fit_maximum_likelihood
 from pytest_eng5.runner.inventory import EssayFile, Inventory, sha256_hex
-from pytest_eng5.runner.stats import Comparison, fit_bradley_terry, summarize
+from pytest_eng5.runner.run_statistics import summarize
 from pytest_eng5.settings import Eng5Settings
 
 
@@ -55,8 +56,9 @@ def judgements(
             continue
         if among is not None and (a not in among or b not in among):
             continue
-        winner, loser = (a, b) if callback.winner.value == "Essay A" else (b, a)
-        found.comparisons.append(Comparison(winner=winner, loser=loser, judge=callback.model))
+        first_won = callback.winner.value == "Essay A"
+        winner, loser = (a, b) if first_won else (b, a)
+        found.comparisons.append(Comparison(winner, loser, callback.model, first_won))
         found.detailed.append(
             AlignmentComparison(winner, loser, callback.confidence, callback.justification)
         )
@@ -64,7 +66,8 @@ def judgements(
 
 
 def run_statistics(comparisons: Sequence[Comparison]) -> dict[str, Any]:
-    """SSR, split-half, N_CR, SEs and misfits over the compared essays ({} when too few)."""
+    """SSR (with interval), split-half, N_CR, SEs, misfits and position bias over the
+    compared essays, from the harness's ML fit ({} when too few)."""
     ids = sorted({c.winner for c in comparisons} | {c.loser for c in comparisons})
     if len(ids) < 2:
         return {}
@@ -83,7 +86,7 @@ def anchor_alignment(
 ) -> AlignmentResult:
     """Bradley–Terry order of the anchors against their expert grades."""
     grades = {eid: e.grade for eid, e in essays.items() if e.grade}
-    fit = fit_bradley_terry(sorted(essays), found.comparisons)
+    fit = fit_maximum_likelihood(sorted(essays), found.comparisons)
     return build_alignment(
         anchor_grades=grades,
         grade_order=get_scale(grade_scale).grades,

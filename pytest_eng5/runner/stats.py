@@ -1,80 +1,73 @@
-"""Comparative-judgement statistics: Bradley–Terry fit, SEs, reliability, misfit, Kendall tau.
+"""Comparative-judgement statistics: Bradley–Terry fits, reliability, misfit, Kendall tau.
 
-Pure functions on choix + numpy: no I/O, no pytest. Definitions follow the CJ literature
-(Pollitt 2012; Verhavert et al. 2018; Kinnear, Jones & Davies 2025):
+Pure functions on numpy/scipy (+ choix for the CJ-like fit): no I/O, no pytest. Definitions
+follow the CJ literature (Pollitt 2012; Verhavert et al. 2018; Kinnear, Jones & Davies 2025).
 
-* BT abilities come from ``choix.ilsr_pairwise(n, data, alpha)`` (``alpha`` adds that many
-  virtual comparisons between every pair of compared items, which keeps all-win or all-loss
-  scripts finite) and are mean-centred.
-* Standard errors come from the Fisher information of the BT likelihood,
-  ``I_ii = Σ_j n_ij p_ij (1 − p_ij)`` and ``I_ij = −n_ij p_ij (1 − p_ij)``. That matrix is a
-  graph Laplacian whose null space is the all-ones vector, so the covariance of the
-  sum-to-zero-constrained estimate is its Moore–Penrose **pseudo-inverse**. Every item gets an
-  SE; unlike the upstream CJ service, no reference item is pinned to SE 0. The ``alpha``
-  pseudo-counts are not part of the information (they are a regulariser, not data).
+Two fits:
+
+* :func:`fit_maximum_likelihood` (:mod:`pytest_eng5.runner.bt_model`): the unpenalised ML fit
+  with sirt's eps-adjustment for all-win/all-loss essays. The harness's statistics (SSR,
+  infit/outfit, split-half, alignment) are computed from it.
+* :func:`fit_bradley_terry`: what the CJ service reports, ``choix.ilsr_pairwise`` with a
+  small ``alpha``. ``alpha`` is not a number of virtual comparisons: I-LSR adds it to every
+  off-diagonal transition rate of its Markov chain, so the fixed point solves
+  ``Σ_j (W_ij − n_ij p_ij) = α·n·(w_i − 1)`` with ``w_i = n·e^θ_i / Σ_k e^θ_k`` (n essays).
+  The pull toward the mean grows with the number of essays and with the ability, which
+  shrinks the spread and biases SSR low. SEs of this fit are the pseudo-inverse of the Fisher
+  information at its (shrunk) abilities; ``alpha`` is not part of the information.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.runner.bt_model import (
+    ML_METHOD,
+    UNCOMPARED_SE,
+    BTFit,
+    Comparison,
+    StatisticsInputError,
+    check_comparisons,
+    fit_maximum_likelihood,
+    index_ids,
+    ml_abilities,
+    pair_counts,
+    standard_errors,
+)
+
+__all__ = [
+    "ML_METHOD",
+    "UNCOMPARED_SE",
+    "BTFit",
+    "Comparison",
+    "FitStat",
+    "SplitHalf",
+    "StatisticsInputError",
+    "fit_bradley_terry",
+    "fit_maximum_likelihood",
+    "judge_fit",
+    "kendall_tau_a",
+    "kendall_tau_b",
+    "misfits",
+    "n_cr",
+    "script_fit",
+    "spearman_brown",
+    "split_half_reliability",
+    "ssr",
+]
 
 FloatArray = NDArray[np.float64]
 
-#: SE reported for an item that took part in no comparison when no ``se_cap`` is given.
-UNCOMPARED_SE = 10.0
-
-
-class StatisticsInputError(ConfigurationError, ValueError):
-    """The ids or comparisons given to a statistics function are inconsistent."""
-
-    kind = "statistics-input"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One successful pairwise judgement."""
-
-    winner: str
-    loser: str
-    judge: str | None = None
-
-
-@dataclass(frozen=True)
-class BTFit:
-    """A Bradley–Terry fit: mean-centred abilities (logits) and their standard errors.
-
-    ``counts`` holds the number of comparisons each id took part in; ``n_components`` is the
-    number of connected components of the comparison graph among compared ids (more than 1
-    means the relative position of the components is not identified by the data). A fit built
-    by hand without ``counts`` treats every id as compared.
-    """
-
-    ids: tuple[str, ...]
-    theta: dict[str, float]
-    se: dict[str, float]
-    counts: dict[str, int] = field(default_factory=dict)
-    n_components: int = 1
-    alpha: float = 0.01
-
-    def ranked(self) -> tuple[str, ...]:
-        """Ids by theta, highest first (ties keep the order of ``ids``)."""
-        order = {item: index for index, item in enumerate(self.ids)}
-        return tuple(sorted(self.ids, key=lambda item: (-self.theta[item], order[item])))
-
-    def compared_ids(self) -> tuple[str, ...]:
-        """Ids that took part in at least one comparison."""
-        return tuple(item for item in self.ids if self.counts.get(item, 1) > 0)
+#: How :func:`fit_bradley_terry` estimates (the CJ service's kind of fit).
+REGULARISED_METHOD = "choix I-LSR, alpha-regularised (as the CJ service scores)"
 
 
 @dataclass(frozen=True)
@@ -95,52 +88,15 @@ class FitStat:
     n: int
 
 
-def _index_ids(ids: Sequence[str]) -> dict[str, int]:
-    index: dict[str, int] = {}
-    duplicates: list[str] = []
-    for position, item in enumerate(ids):
-        if item in index:
-            duplicates.append(item)
-        index[item] = position
-    if duplicates:
-        raise StatisticsInputError(
-            f"duplicate ids given to the BT fit: {sorted(set(duplicates))}",
-            next_step="pass each essay id once",
-        )
-    return index
-
-
-def _check_comparisons(index: dict[str, int], comparisons: Sequence[Comparison]) -> None:
-    unknown = sorted(
-        {item for c in comparisons for item in (c.winner, c.loser) if item not in index}
-    )
-    if unknown:
-        raise StatisticsInputError(
-            f"comparisons name ids that are not among the fitted ids: {unknown}",
-            next_step="add these ids to `ids` or drop the comparisons that name them",
-        )
-    selfies = sorted({c.winner for c in comparisons if c.winner == c.loser})
-    if selfies:
-        raise StatisticsInputError(
-            f"comparisons pair an essay with itself: {selfies}",
-            next_step="drop self-comparisons; they carry no information",
-        )
-
-
-SPLIT_HALF_TOL = 1e-3  # the median r agrees with 1e-8 to 3 decimals, at a third of the cost
-
-
 def _fit_theta(
     n_items: int,
     pairs: Sequence[tuple[int, int]],
     alpha: float,
-    start: FloatArray | None = None,
     tol: float = 1e-8,
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Mean-centred abilities over compared items; uncompared items get 0.
 
     Only compared items enter choix, so ``alpha`` never pulls unseen items into the scale.
-    ``start`` (one value per item) warm-starts I-LSR; it changes speed, not the optimum.
     """
     compared = np.zeros(n_items, dtype=bool)
     for winner, loser in pairs:
@@ -154,9 +110,8 @@ def _fit_theta(
     import choix  # imports scipy.stats (~1 s): only when a fit is needed
 
     try:
-        initial = None if start is None else start[compared]
         sub_theta = np.asarray(
-            choix.ilsr_pairwise(n_sub, sub_pairs, alpha=alpha, initial_params=initial, tol=tol),
+            choix.ilsr_pairwise(n_sub, sub_pairs, alpha=alpha, tol=tol),
             dtype=float,
         )
     except RuntimeError as exc:
@@ -168,32 +123,13 @@ def _fit_theta(
     return theta, compared
 
 
-def _pair_counts(n_items: int, pairs: Sequence[tuple[int, int]]) -> FloatArray:
-    counts = np.zeros((n_items, n_items))
-    for winner, loser in pairs:
-        counts[winner, loser] += 1.0
-        counts[loser, winner] += 1.0
-    return counts
-
-
-def _standard_errors(theta: FloatArray, pair_counts: FloatArray) -> FloatArray:
-    """SEs from the pseudo-inverse of the Fisher information (sum-to-zero constraint)."""
-    diff = theta[:, None] - theta[None, :]
-    p = 1.0 / (1.0 + np.exp(-diff))
-    weights = pair_counts * p * (1.0 - p)
-    information = np.diag(weights.sum(axis=1)) - weights
-    covariance = np.asarray(np.linalg.pinv(information, hermitian=True), dtype=np.float64)
-    variances: FloatArray = np.clip(np.diag(covariance), 0.0, None)
-    return np.sqrt(variances)
-
-
 def fit_bradley_terry(
     ids: Sequence[str],
     comparisons: Sequence[Comparison],
     alpha: float = 0.01,
     se_cap: float | None = None,
 ) -> BTFit:
-    """Fit BT abilities (mean-centred logits) and Fisher-information SEs.
+    """The CJ-like fit: choix I-LSR abilities with ``alpha`` (mean-centred) and pinv SEs.
 
     Ids without comparisons get theta 0 and SE ``se_cap`` (or ``UNCOMPARED_SE``). All SEs are
     capped at ``se_cap`` when it is given. Unknown ids in ``comparisons`` raise
@@ -203,24 +139,24 @@ def fit_bradley_terry(
         raise StatisticsInputError(
             f"alpha must be >= 0, got {alpha}", next_step="use alpha=0.01 (the CJ default)"
         )
-    index = _index_ids(ids)
-    _check_comparisons(index, comparisons)
+    index = index_ids(ids)
+    check_comparisons(index, comparisons)
     n_items = len(index)
     pairs = [(index[c.winner], index[c.loser]) for c in comparisons]
     theta, compared = _fit_theta(n_items, pairs, alpha)
 
-    pair_counts = _pair_counts(n_items, pairs)
+    counts = pair_counts(n_items, pairs)
     compared_idx = np.flatnonzero(compared)
-    sub_counts = pair_counts[np.ix_(compared_idx, compared_idx)]
+    sub_counts = counts[np.ix_(compared_idx, compared_idx)]
     se = np.full(n_items, se_cap if se_cap is not None else UNCOMPARED_SE)
     n_components = 0
     if compared_idx.size:
-        se[compared_idx] = _standard_errors(theta[compared_idx], sub_counts)
+        se[compared_idx] = standard_errors(theta[compared_idx], sub_counts)
         n_components = int(connected_components(csr_matrix(sub_counts), directed=False)[0])
     if se_cap is not None:
         se = np.minimum(se, se_cap)
 
-    totals = pair_counts.sum(axis=1)
+    totals = counts.sum(axis=1)
     return BTFit(
         ids=tuple(index),
         theta={item: float(theta[i]) for item, i in index.items()},
@@ -228,6 +164,7 @@ def fit_bradley_terry(
         counts={item: int(totals[i]) for item, i in index.items()},
         n_components=n_components,
         alpha=alpha,
+        method=REGULARISED_METHOD,
     )
 
 
@@ -266,18 +203,13 @@ def spearman_brown(r: float) -> float:
     return 2.0 * r / (1.0 + r)
 
 
-def _as_pairs(rows: NDArray[np.int_]) -> list[tuple[int, int]]:
-    return [(int(w), int(lo)) for w, lo in rows]
-
-
 def split_half_reliability(
     ids: Sequence[str],
     comparisons: Sequence[Comparison],
     n_splits: int = 100,
     seed: int = 0,
-    alpha: float = 0.01,
 ) -> SplitHalf:
-    """Median split-half Pearson r of BT thetas over random splits, plus Spearman–Brown.
+    """Median split-half Pearson r of ML BT thetas over random splits, plus Spearman–Brown.
 
     With two or more distinct judge ids the judges are split at random into two halves
     (comparisons without a judge are assigned to a half at random); otherwise the comparisons
@@ -285,16 +217,15 @@ def split_half_reliability(
     with fewer than three such items or zero spread are skipped, and ``n_splits`` in the result
     counts the splits used (``median_r`` is NaN when none could be used).
     """
-    index = _index_ids(ids)
-    _check_comparisons(index, comparisons)
+    index = index_ids(ids)
+    check_comparisons(index, comparisons)
     n_items = len(index)
-    pairs = np.array([(index[c.winner], index[c.loser]) for c in comparisons], dtype=int)
-    pairs = pairs.reshape(-1, 2)
+    winners = np.array([index[c.winner] for c in comparisons], dtype=int)
+    losers = np.array([index[c.loser] for c in comparisons], dtype=int)
     judges = sorted({c.judge for c in comparisons if c.judge is not None})
     judge_of = np.array(
         [judges.index(c.judge) if c.judge is not None else -1 for c in comparisons], dtype=int
     )
-    full_theta, _ = _fit_theta(n_items, _as_pairs(pairs), alpha)
     rng = np.random.default_rng(seed)
     correlations: list[float] = []
     for _ in range(n_splits):
@@ -306,13 +237,8 @@ def split_half_reliability(
         else:
             in_a = np.zeros(len(comparisons), dtype=bool)
             in_a[rng.permutation(len(comparisons))[: len(comparisons) // 2]] = True
-        # Half-data fits only feed a correlation: a looser tolerance keeps 100 splits fast.
-        theta_a, seen_a = _fit_theta(
-            n_items, _as_pairs(pairs[in_a]), alpha, full_theta, SPLIT_HALF_TOL
-        )
-        theta_b, seen_b = _fit_theta(
-            n_items, _as_pairs(pairs[~in_a]), alpha, full_theta, SPLIT_HALF_TOL
-        )
+        theta_a, seen_a, _ = ml_abilities(n_items, winners[in_a], losers[in_a])
+        theta_b, seen_b, _ = ml_abilities(n_items, winners[~in_a], losers[~in_a])
         both = seen_a & seen_b
         r = _pearson(theta_a[both], theta_b[both])
         if not math.isnan(r):
@@ -333,7 +259,7 @@ def _residuals(
     Both sides of a comparison share the same values: the winner has x=1 with p = P(win),
     the loser x=0 with 1 − p, and (1 − p)² and p(1 − p) are symmetric in that swap.
     """
-    _check_comparisons({item: i for i, item in enumerate(fit.ids)}, comparisons)
+    check_comparisons({item: i for i, item in enumerate(fit.ids)}, comparisons)
     out: list[tuple[Comparison, float, float]] = []
     for c in comparisons:
         p = 1.0 / (1.0 + math.exp(fit.theta[c.loser] - fit.theta[c.winner]))
@@ -433,105 +359,3 @@ def kendall_tau_a(x: Sequence[float], y: Sequence[float]) -> float:
     if n < 2:
         return math.nan
     return s / pairs
-
-
-def _rounded(value: float, digits: int) -> float | None:
-    """JSON-ready float: NaN/inf become None."""
-    if math.isnan(value) or math.isinf(value):
-        return None
-    return round(value, digits)
-
-
-@dataclass(frozen=True)
-class RunStatistics:
-    """Run-level CJ statistics recorded with every run (spec: practice §2.5)."""
-
-    n_items: int
-    n_comparisons: int
-    n_judges: int
-    n_uncompared: int
-    n_components: int
-    n_cr: float
-    ssr: float
-    split_half_r: float
-    split_half_spearman_brown: float
-    split_half_n: int
-    mean_se: float
-    max_se: float
-    misfit_scripts: tuple[str, ...]
-    misfit_judges: tuple[str, ...]
-    alpha: float
-    script_fits: dict[str, FitStat] = field(default_factory=dict)
-    judge_fits: dict[str, FitStat] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values: reliabilities and SEs to 4 dp, N_CR to 2 dp, NaN → None."""
-        return {
-            "n_items": self.n_items,
-            "n_comparisons": self.n_comparisons,
-            "n_judges": self.n_judges,
-            "n_uncompared": self.n_uncompared,
-            "n_components": self.n_components,
-            "n_cr": _rounded(self.n_cr, 2),
-            "ssr": _rounded(self.ssr, 4),
-            "split_half_r": _rounded(self.split_half_r, 4),
-            "split_half_spearman_brown": _rounded(self.split_half_spearman_brown, 4),
-            "split_half_n": self.split_half_n,
-            "mean_se": _rounded(self.mean_se, 4),
-            "max_se": _rounded(self.max_se, 4),
-            "misfit_scripts": list(self.misfit_scripts),
-            "misfit_judges": list(self.misfit_judges),
-            "alpha": self.alpha,
-            "script_fit": _fits_dict(self.script_fits),
-            "judge_fit": _fits_dict(self.judge_fits),
-        }
-
-
-def _fits_dict(fits: dict[str, FitStat]) -> dict[str, dict[str, Any]]:
-    return {
-        item: {"infit": _rounded(f.infit, 4), "outfit": _rounded(f.outfit, 4), "n": f.n}
-        for item, f in sorted(fits.items())
-    }
-
-
-def _mean_max(values: Iterable[float]) -> tuple[float, float]:
-    array = np.fromiter(values, dtype=float)
-    if array.size == 0:
-        return math.nan, math.nan
-    return float(array.mean()), float(array.max())
-
-
-def summarize(
-    ids: Sequence[str],
-    comparisons: Sequence[Comparison],
-    alpha: float = 0.01,
-    seed: int = 0,
-    n_splits: int = 100,
-) -> RunStatistics:
-    """Fit BT and compute every run-level statistic; SE summaries cover compared items only."""
-    fit = fit_bradley_terry(ids, comparisons, alpha=alpha)
-    halves = split_half_reliability(ids, comparisons, n_splits=n_splits, seed=seed, alpha=alpha)
-    compared = fit.compared_ids()
-    mean_se, max_se = _mean_max(fit.se[item] for item in compared)
-    judge_ids = {c.judge for c in comparisons if c.judge is not None}
-    scripts = script_fit(fit, comparisons)
-    judges = judge_fit(fit, comparisons)
-    return RunStatistics(
-        n_items=len(fit.ids),
-        n_comparisons=len(comparisons),
-        n_judges=len(judge_ids),
-        n_uncompared=len(fit.ids) - len(compared),
-        n_components=fit.n_components,
-        n_cr=n_cr(len(fit.ids), len(comparisons)),
-        ssr=ssr(fit),
-        split_half_r=halves.median_r,
-        split_half_spearman_brown=halves.spearman_brown,
-        split_half_n=halves.n_splits,
-        mean_se=mean_se,
-        max_se=max_se,
-        misfit_scripts=misfits(scripts),
-        misfit_judges=misfits(judges),
-        alpha=alpha,
-        script_fits=scripts,
-        judge_fits=judges,
-    )

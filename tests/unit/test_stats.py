@@ -1,8 +1,8 @@
-"""Unit tests of the CJ statistics module (BT fit, SEs, SSR, split-half, misfit, Kendall tau)."""
+"""Unit tests of the CJ statistics module: the CJ-like regularised fit, SSR, split-half,
+misfit, Kendall tau. The ML fit has its own tests (test_bt_model.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,6 +14,7 @@ from pytest_eng5.runner.stats import (
     Comparison,
     StatisticsInputError,
     fit_bradley_terry,
+    fit_maximum_likelihood,
     judge_fit,
     kendall_tau_a,
     kendall_tau_b,
@@ -22,7 +23,6 @@ from pytest_eng5.runner.stats import (
     script_fit,
     split_half_reliability,
     ssr,
-    summarize,
 )
 
 
@@ -96,7 +96,7 @@ def test_tau_degenerate_inputs() -> None:
         kendall_tau_b([1, 2], [1, 2, 3])
 
 
-# --- Bradley–Terry fit ---------------------------------------------------------------------
+# --- the CJ-like (alpha-regularised) fit -----------------------------------------------
 
 
 def test_two_items_three_to_one_gives_log_three() -> None:
@@ -166,7 +166,7 @@ def test_disconnected_comparison_graph_is_reported() -> None:
 def test_recovery_of_known_theta(true_theta: np.ndarray) -> None:
     ids, comparisons = simulate(true_theta, n_cr_target=30, seed=1)
     assert n_cr(len(ids), len(comparisons)) >= 20
-    fit = fit_bradley_terry(ids, comparisons)
+    fit = fit_maximum_likelihood(ids, comparisons)
     rho = spearmanr([fit.theta[i] for i in ids], true_theta).statistic
     assert rho >= 0.9
     assert sum(fit.theta.values()) == pytest.approx(0.0, abs=1e-9)
@@ -179,7 +179,7 @@ def test_ssr_in_unit_interval_and_rising_with_n_cr(true_theta: np.ndarray) -> No
     values = {}
     for target in (5, 40):
         ids, comparisons = simulate(true_theta, n_cr_target=target, seed=3)
-        values[target] = ssr(fit_bradley_terry(ids, comparisons))
+        values[target] = ssr(fit_maximum_likelihood(ids, comparisons))
         assert 0.0 <= values[target] <= 1.0
     assert values[40] > values[5]
     assert values[40] >= 0.8
@@ -188,7 +188,7 @@ def test_ssr_in_unit_interval_and_rising_with_n_cr(true_theta: np.ndarray) -> No
 def test_ssr_is_clamped_to_zero_when_errors_exceed_spread() -> None:
     comparisons = [Comparison("a", "b"), Comparison("b", "a"), Comparison("b", "c")]
     comparisons += [Comparison("c", "b")]
-    assert ssr(fit_bradley_terry(["a", "b", "c"], comparisons)) == 0.0
+    assert ssr(fit_maximum_likelihood(["a", "b", "c"], comparisons)) == 0.0
 
 
 def test_split_half_high_for_n_cr_40(true_theta: np.ndarray) -> None:
@@ -223,7 +223,7 @@ def test_infit_near_one_for_model_data_and_high_for_erratic_judge(
     true_theta: np.ndarray,
 ) -> None:
     ids, comparisons = simulate(true_theta, n_cr_target=40, seed=8, erratic_judge="j5")
-    fit = fit_bradley_terry(ids, comparisons)
+    fit = fit_maximum_likelihood(ids, comparisons)
     judges = judge_fit(fit, comparisons)
     assert set(judges) == {f"j{k}" for k in range(6)}
     for judge in ("j0", "j1", "j2", "j3", "j4"):
@@ -235,7 +235,7 @@ def test_infit_near_one_for_model_data_and_high_for_erratic_judge(
 
 def test_script_infit_near_one_for_model_conforming_data(true_theta: np.ndarray) -> None:
     ids, comparisons = simulate(true_theta, n_cr_target=40, seed=9)
-    stats = script_fit(fit_bradley_terry(ids, comparisons), comparisons)
+    stats = script_fit(fit_maximum_likelihood(ids, comparisons), comparisons)
     assert set(stats) == set(ids)
     assert 0.8 <= float(np.mean([s.infit for s in stats.values()])) <= 1.2
     assert all(s.outfit > 0 for s in stats.values())
@@ -243,7 +243,7 @@ def test_script_infit_near_one_for_model_conforming_data(true_theta: np.ndarray)
 
 def test_judge_fit_empty_without_judge_ids() -> None:
     comparisons = [Comparison("a", "b"), Comparison("b", "a")]
-    assert judge_fit(fit_bradley_terry(["a", "b"], comparisons), comparisons) == {}
+    assert judge_fit(fit_maximum_likelihood(["a", "b"], comparisons), comparisons) == {}
 
 
 def test_misfits_flag_above_mean_plus_two_sd() -> None:
@@ -262,25 +262,3 @@ def test_n_cr_definition() -> None:
     assert n_cr(10, 100) == 20.0
     with pytest.raises(ValueError, match="at least one item"):
         n_cr(0, 5)
-
-
-def test_summarize_is_json_ready_and_consistent(true_theta: np.ndarray) -> None:
-    # mean + 2 SD can only flag one judge out of n when (n − 1)/√n > 2, so use eight judges
-    ids, comparisons = simulate(true_theta, n_cr_target=40, seed=11, n_judges=8, erratic_judge="j5")
-    stats = summarize(ids, comparisons, n_splits=10)
-    data = json.loads(json.dumps(stats.to_dict(), allow_nan=False))
-    assert data["n_items"] == len(ids)
-    assert data["n_comparisons"] == len(comparisons)
-    assert data["n_cr"] == pytest.approx(2 * len(comparisons) / len(ids), abs=0.01)
-    assert data["n_judges"] == 8
-    assert 0.0 <= data["ssr"] <= 1.0
-    assert data["max_se"] >= data["mean_se"] > 0
-    assert data["misfit_judges"] == ["j5"]
-
-
-def test_summarize_without_comparisons_gives_none_not_nan() -> None:
-    data = summarize(["a", "b"], [], n_splits=3).to_dict()
-    json.dumps(data, allow_nan=False)
-    assert data["n_uncompared"] == 2
-    assert data["ssr"] == 0.0
-    assert data["split_half_r"] is None
