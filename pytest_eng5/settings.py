@@ -86,8 +86,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "kafka_idempotence",
         "choice",
-        "auto",
-        "producer idempotence: auto = on for external Kafka, off for embedded Tansu",
+        "on",
+        "idempotent producers (acks=all), as HuleEdu's clients use; on for every stack "
+        "(auto = on; off only to test a non-idempotent client)",
         (),
         IDEMPOTENCE_CHOICES,
     ),
@@ -181,7 +182,7 @@ class Eng5Settings(BaseModel):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_ssl_cafile: Path | None = None
-    kafka_idempotence: Literal["auto", "on", "off"] = "auto"
+    kafka_idempotence: Literal["auto", "on", "off"] = "on"
     kafka_image: str = "confluentinc/cp-kafka:7.6.0"
     postgres_image: str = "postgres:16-alpine"
     postgres_dsn: str | None = Field(None, repr=False)

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--idempotent-producer",
         action="store_true",
-        help="enable the idempotent Kafka producer (external Kafka; Tansu does not support it)",
+        help="enable the idempotent Kafka producer (the stack passes it unless idempotence is off)",
     )
     parser.add_argument(
         "--callback-timeout-s",

@@ -30,7 +30,7 @@ async def publish_request(
 ) -> PublishedInfo:
     """Send ``envelope`` to the request topic, keyed by its ``entity_id``, with ``acks="all"``.
 
-    Idempotence is whatever ``producer_kwargs`` says (on for real Kafka, off for Tansu). When
+    Idempotence is whatever ``producer_kwargs`` says (on for every stack by default). When
     this raises :class:`PublishError` the broker did not acknowledge the request, so treat it as
     not published (re-running with a fresh ``event_id`` is safe).
     """
@@ -82,7 +82,10 @@ def _envelope_key(envelope: EventEnvelope) -> bytes:
 def _publish_error(bootstrap: str, reason: str, *, unconfirmed: bool = False) -> PublishError:
     hint = ""
     if "UnknownError" in reason or "InitProducerId" in reason:
-        hint = " If the broker is Tansu, turn producer idempotence off (enable_idempotence=False)."
+        hint = (
+            " If the broker is Tansu, connect through the embedded stack's bootstrap address (its "
+            "protocol adapter answers InitProducerId), not the broker's own port."
+        )
     state = (
         "The publish is unconfirmed: the broker may still have stored it, so re-attach with "
         "this batch_uuid (attach) before publishing again."

@@ -97,7 +97,7 @@ class StackConfig:
     #: external Kafka, e.g. from ``KAFKA_BOOTSTRAP_SERVERS``
     kafka_bootstrap: str | None = None
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
-    #: ``None``: the provider's default (off for Tansu, which rejects InitProducerId; on otherwise)
+    #: ``None``: the provider's default, which is on for every provider
     kafka_idempotence: bool | None = None
     #: external PostgreSQL DSN (asyncpg / libpq URI)
     postgres_dsn: str | None = field(default=None, repr=False)

@@ -72,7 +72,12 @@ class Infrastructure:
     @property
     def pids(self) -> list[int]:
         """Process ids of the services this stack started (none for containers and external)."""
-        return [pid for pid in (handle.pid for handle in self.processes) if pid is not None]
+        pids: list[int] = []
+        for handle in self.processes:
+            # a handle made of several processes (the broker and its adapter) lists them all
+            own = getattr(handle, "pids", None) or [handle.pid]
+            pids.extend(pid for pid in own if pid is not None)
+        return pids
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop everything that was started, all at once; safe to call twice."""

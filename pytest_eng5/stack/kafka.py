@@ -1,8 +1,10 @@
 """Kafka providers: the embedded Tansu broker, a testcontainers broker, or an external cluster.
 
 All three hand back a :class:`KafkaEndpoint`, which carries everything an aiokafka client
-needs: the bootstrap address, the security settings and whether the producer may be
-idempotent (Tansu 0.6 answers InitProducerId with UnknownError, so it must be off there).
+needs: the bootstrap address, the security settings and whether the producer is idempotent
+(on by default for every provider; the embedded Tansu broker sits behind
+:mod:`pytest_eng5.stack.kafka_adapter`, which makes its InitProducerId answer what aiokafka
+expects).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ from typing import Any
 
 from pytest_eng5.stack.config import DEFAULT_TOPIC_PARTITIONS, KafkaSecurity, StackConfig
 from pytest_eng5.stack.docker_engine import ContainerHandle
+from pytest_eng5.stack.kafka_adapter import READY_LINE
 from pytest_eng5.stack.ports import LOOPBACK, free_port, require_free_port
 from pytest_eng5.stack.process import (
     ManagedProcess,
@@ -41,6 +46,7 @@ _TANSU_ENV_VARS = (
     "SCHEMA_REGISTRY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
+_ADAPTER_READY = re.compile(re.escape(READY_LINE) + r" [0-9.]+:(\d+)")
 
 
 @dataclass(frozen=True)
@@ -112,13 +118,28 @@ async def listener_then_metadata(endpoint: KafkaEndpoint) -> bool:
     The plain connect comes first so the polls before the broker binds stay quiet (a failed
     aiokafka bootstrap logs an error each time).
     """
-    host, _, port = endpoint.bootstrap.rpartition(":")
+    if not await port_accepts(endpoint.bootstrap):
+        return False
+    return await metadata_answers(endpoint)
+
+
+async def port_accepts(address: str) -> bool:
+    """True when ``host:port`` accepts a TCP connection (closed again at once)."""
+    host, _, port = address.rpartition(":")
     try:
         _, writer = await asyncio.open_connection(host, int(port))
     except OSError:
         return False
     writer.close()
     await writer.wait_closed()
+    return True
+
+
+async def broker_then_metadata(broker: str, endpoint: KafkaEndpoint) -> bool:
+    """Readiness behind the adapter: the broker's own port accepts, then metadata answers
+    through the adapter (the adapter accepts before the broker is up, so it cannot tell)."""
+    if not await port_accepts(broker):
+        return False
     return await metadata_answers(endpoint)
 
 
@@ -228,15 +249,17 @@ def resolve_tansu_binary(override: Path | None = None) -> Path:
         ) from exc
 
 
-def tansu_argv(binary: Path, port: int) -> list[str]:
+def tansu_argv(binary: Path, port: int, advertised_port: int | None = None) -> list[str]:
+    """Tansu listening on ``port`` and advertising ``advertised_port`` (default: the same)."""
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     return [
         str(binary),
         "broker",
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        advertised,
         "--storage-engine",
         "memory://tansu/",
     ]
@@ -248,45 +271,121 @@ def tansu_env() -> dict[str, str]:
     return env
 
 
-def start_tansu(config: StackConfig) -> tuple[KafkaEndpoint, ManagedProcess]:
-    """Start the embedded broker on 127.0.0.1 and wait until it answers a metadata request.
+class EmbeddedKafka:
+    """The Tansu broker and the protocol adapter in front of it, stopped together."""
 
-    With no explicit ``kafka_port`` a free port is picked; if another process grabs it before
-    the broker binds, a new port is tried (up to three times).
+    def __init__(self, broker: ManagedProcess, adapter: ManagedProcess) -> None:
+        self.broker = broker
+        self.adapter = adapter
+        self.log_path = broker.log_path
+
+    @property
+    def name(self) -> str:
+        return "tansu"
+
+    @property
+    def pid(self) -> int:
+        return self.broker.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.broker.pid, self.adapter.pid]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            self.adapter.stop(timeout)
+        finally:
+            self.broker.stop(timeout)
+
+
+def start_tansu(config: StackConfig) -> tuple[KafkaEndpoint, EmbeddedKafka]:
+    """Start the embedded broker behind the protocol adapter and wait until metadata answers.
+
+    Clients talk to the adapter (:mod:`pytest_eng5.stack.kafka_adapter`) on ``kafka_port`` or a
+    port the OS picks; Tansu listens on a free internal port and advertises the adapter, so
+    every connection a client opens goes through it. If another process grabs the internal
+    port before the broker binds, a new one is tried (up to three times).
     """
     binary = resolve_tansu_binary(config.broker_bin)
     deadline = time.monotonic() + config.start_timeout
-    explicit_port = config.kafka_port
-    attempts = 1 if explicit_port is not None else PORT_RETRIES
-    idempotence = bool(config.kafka_idempotence)
-    for attempt in range(1, attempts + 1):
-        if explicit_port is not None:
-            port = require_free_port(explicit_port, "the embedded Kafka broker")
-        else:
-            port = free_port()
-        process = ManagedProcess("tansu", tansu_argv(binary, port), config.log_dir, env=tansu_env())
+    idempotence = True if config.kafka_idempotence is None else config.kafka_idempotence
+    listen_port = (
+        require_free_port(config.kafka_port, "the embedded Kafka broker")
+        if config.kafka_port is not None
+        else 0
+    )
+    for attempt in range(1, PORT_RETRIES + 1):
+        broker_port = free_port()
+        adapter = ManagedProcess(
+            "kafka-adapter", adapter_argv(listen_port, broker_port), config.log_dir
+        )
+        try:
+            bootstrap_port = _wait_for_adapter_port(adapter, deadline)
+        except StackStartError:
+            adapter.stop()
+            raise
+        process = ManagedProcess(
+            "tansu",
+            tansu_argv(binary, broker_port, bootstrap_port),
+            config.log_dir,
+            env=tansu_env(),
+        )
         endpoint = KafkaEndpoint(
-            bootstrap=f"{LOOPBACK}:{port}",
+            bootstrap=f"{LOOPBACK}:{bootstrap_port}",
             security=KafkaSecurity(),
             idempotence=idempotence,
             provider="embedded",
         )
         try:
             process.wait_ready(
-                functools.partial(listener_then_metadata, endpoint),
+                functools.partial(broker_then_metadata, f"{LOOPBACK}:{broker_port}", endpoint),
                 timeout=max(deadline - time.monotonic(), 0.001),
-                what=f"the embedded Kafka broker (Tansu) on port {port}",
-                next_step=f"read {process.log_path}; if the port is taken, leave kafka_port "
-                "unset so a free one is picked",
+                what=f"the embedded Kafka broker (Tansu) on port {broker_port} behind the "
+                f"protocol adapter on port {bootstrap_port}",
+                next_step=f"read {process.log_path} and {adapter.log_path}; if the port is "
+                "taken, leave kafka_port unset so a free one is picked",
             )
         except StackStartError:
             process.stop()
+            adapter.stop()
             lost_port_race = "AddrInUse" in process.log_tail(200)
-            if attempt < attempts and lost_port_race and time.monotonic() < deadline:
+            if attempt < PORT_RETRIES and lost_port_race and time.monotonic() < deadline:
                 continue
             raise
-        return endpoint, process
+        return endpoint, EmbeddedKafka(process, adapter)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def adapter_argv(listen_port: int, broker_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest_eng5.stack.kafka_adapter",
+        "--listen",
+        f"{LOOPBACK}:{listen_port}",
+        "--upstream",
+        f"{LOOPBACK}:{broker_port}",
+    ]
+
+
+def _wait_for_adapter_port(adapter: ManagedProcess, deadline: float) -> int:
+    """Wait for the adapter's ready line and read the port it listens on from it."""
+    found: list[int] = []
+
+    def reported_port() -> bool:
+        match = _ADAPTER_READY.search(adapter.log_tail(5))
+        if match:
+            found.append(int(match.group(1)))
+        return bool(found)
+
+    adapter.wait_ready(
+        reported_port,
+        timeout=max(deadline - time.monotonic(), 0.001),
+        what="the Kafka protocol adapter in front of Tansu",
+        next_step=f"read {adapter.log_path}",
+        poll_interval=0.01,
+    )
+    return found[0]
 
 
 # --- testcontainers -----------------------------------------------------------------------

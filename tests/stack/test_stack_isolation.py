@@ -45,7 +45,7 @@ def test_sigterm_stops_everything_the_session_started(tmp_path: Path) -> None:
         line = child.stdout.readline()  # bounded: the child's own start timeout is 30 s
         report = json.loads(line)
         pids = report["pids"]
-        assert len(pids) == 2
+        assert len(pids) == 3  # broker, its protocol adapter, PostgreSQL
         assert all(pid_alive(pid) for pid in pids)
         os.kill(child.pid, signal.SIGTERM)
         child.wait(timeout=CHILD_TIMEOUT)
