@@ -5,17 +5,23 @@ Calibration, per scale grade (lowest → highest, index ``i`` of ``n`` grades):
 - the *expected position* ``(i + 0.5) / n`` is put on the Bradley–Terry scale by the
   least-squares line of anchor BT score on anchor position (slope floored at a small positive
   value, so expected positions always rise with the grade);
-- ≥ 3 anchors: mean and variance of their BT scores; 1–2 anchors: their mean shrunk toward the
+- ≥ 3 anchors: the mean of their BT scores; 1–2 anchors: their mean shrunk toward the
   expected position with weight ``count / 3``; no anchors: the expected position;
 - the means are made non-decreasing by weighted isotonic regression (pool adjacent violators,
   weight = anchor count, 0.5 for grades without anchors) and then strictly increasing by 1e-6;
-- band boundaries are the midpoints between consecutive means (outer bounds ±∞).
+- one spread ``s`` for every grade: the pooled within-grade SD of the anchors (grades with
+  ≥ 2 anchors), or half the spacing of the expected positions when no grade has two;
+- on scales with a below-lowest grade (the ENG5 ones) that grade is one more component, centred
+  ``2 · 2 s`` below the lowest grade with the lowest grade's prior, so its boundary with the
+  lowest grade is HuleEdu's "more than 2 SD below the lowest grade's mean".
 
-Per student: the primary grade is the grade of the band holding its BT score; on scales with a
-below-lowest grade (the ENG5 ones) a student in the lowest band more than 2 SD below that
-grade's mean gets the below-lowest grade. Grade probabilities are the Gaussian likelihood
-(grade variance + SE²) times the scale prior, normalised; confidence = 1 − normalised entropy,
-capped at 0.69 (MID) when SE ≥ 1.0 and 0.39 (LOW) when SE ≥ 1.5; label HIGH ≥ 0.7, MID ≥ 0.4.
+Per student with BT score ``x`` and standard error ``SE``: grade probabilities are
+``π_g · N(x; μ_g, s² + SE²)``, normalised (π = the scale's prior), and **the primary grade is
+the most probable grade**. With one spread for all grades the log-probabilities are linear in
+``x`` with slopes rising with the grade, so a higher score never gets a lower grade, and the
+band boundaries (:meth:`GradeCalibration.bands`) follow from the same model. Confidence =
+1 − normalised entropy, capped at 0.69 (MID) when SE ≥ 1.0 and 0.39 (LOW) when SE ≥ 1.5;
+label HIGH ≥ 0.7, MID ≥ 0.4.
 
 Needs ≥ 2 distinct anchor grades from the scale's ``grades``; otherwise
 ``projections_available`` is false and every student gets ``U`` / 0.0 / ``LOW``. Anchor grades
@@ -26,7 +32,7 @@ modifiers are not applied: the band grade is the projected grade.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -87,20 +93,76 @@ class StudentPoint:
 
 @dataclass(frozen=True)
 class GradeCalibration:
-    """Per-grade centre and spread on the BT scale, plus the band boundaries."""
+    """Per-grade centres, their common spread and prior, lowest first; on scales with a
+    below-lowest grade that grade comes first, with ``anchor_counts`` 0."""
 
     grades: tuple[str, ...]
     means: tuple[float, ...]
     sds: tuple[float, ...]
     anchor_counts: tuple[int, ...]
-    boundaries: tuple[float, ...]  # len(grades) - 1 inner boundaries
+    priors: tuple[float, ...] = ()
 
-    def band_index(self, score: float) -> int:
-        """Index of the grade whose band holds ``score``."""
-        for index, upper in enumerate(self.boundaries):
-            if score < upper:
-                return index
-        return len(self.grades) - 1
+    def log_weights(self, score: float, se: float) -> list[float]:
+        """log(π_g) + log N(score; μ_g, s_g² + SE²) per grade (−inf for a zero prior)."""
+        priors = self.priors or (1.0,) * len(self.grades)
+        out = []
+        for mean, sd, prior in zip(self.means, self.sds, priors, strict=True):
+            var = sd * sd + se * se
+            log_prior = math.log(prior) if prior > 0.0 else -math.inf
+            out.append(log_prior - (score - mean) ** 2 / (2.0 * var) - 0.5 * math.log(var))
+        return out
+
+    def probabilities(self, score: float, se: float) -> list[float]:
+        """Normalised grade probabilities at ``score`` with standard error ``se``."""
+        logs = self.log_weights(score, se)
+        top = max(logs)
+        if top == -math.inf:
+            return [1.0 / len(logs)] * len(logs)
+        weights = [math.exp(value - top) for value in logs]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+    def most_probable(self, score: float, se: float) -> int:
+        """Index of the most probable grade (the lowest index on an exact tie)."""
+        logs = self.log_weights(score, se)
+        return logs.index(max(logs))
+
+    def bands(self, se: float = 0.0) -> list[tuple[str, float, float]]:
+        """(grade, lower, upper) of each grade that is most probable somewhere, lowest first.
+
+        The log-weights are lines in the score with rising slopes (one spread for all
+        grades), so each band is one interval: the upper envelope of those lines.
+        """
+        var = self.sds[0] ** 2 + se * se
+        # log-weight = intercept + score · μ/var, up to a term every grade shares
+        lines = [
+            (mean / var, intercept)
+            for mean, intercept in zip(self.means, self.log_weights(0.0, se), strict=True)
+        ]
+        bands: list[tuple[str, float, float]] = []
+        lower = -math.inf
+        current = _lowest_winner(lines)
+        while True:
+            crossings = [
+                ((lines[current][1] - lines[g][1]) / (lines[g][0] - lines[current][0]), g)
+                for g in range(current + 1, len(lines))
+                if lines[g][0] > lines[current][0] and lines[g][1] > -math.inf
+            ]
+            if not crossings:
+                bands.append((self.grades[current], lower, math.inf))
+                return bands
+            upper, following = min(crossings, key=lambda item: (item[0], -item[1]))
+            if upper > lower:
+                bands.append((self.grades[current], lower, upper))
+                lower = upper
+            current = following
+
+
+def _lowest_winner(lines: Sequence[tuple[float, float]]) -> int:
+    """The grade most probable far below every centre: the smallest slope with a finite
+    intercept (ties: the larger intercept)."""
+    finite = [g for g, (_, intercept) in enumerate(lines) if intercept > -math.inf]
+    return min(finite, key=lambda g: (lines[g][0], -lines[g][1]))
 
 
 @dataclass(frozen=True)
@@ -130,10 +192,18 @@ class ProjectionSummary:
             "grade_scale": self.scale_id,
             "grade_centers": dict(zip(cal.grades, cal.means, strict=True)),
             "grade_sds": dict(zip(cal.grades, cal.sds, strict=True)),
-            "grade_boundaries": list(cal.boundaries),
+            "grade_priors": dict(zip(cal.grades, cal.priors, strict=True)),
+            "grade_bands_at_se0": [
+                [grade, _finite_or_none(low), _finite_or_none(high)]
+                for grade, low, high in cal.bands()
+            ],
             "anchor_count": len(self.anchor_grades),
             "anchor_grades": dict(self.anchor_grades),
         }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def unavailable(scale: GradeScale, students: Sequence[StudentPoint]) -> ProjectionSummary:
@@ -159,7 +229,8 @@ def project_grades(
 
 
 def calibrate(scale: GradeScale, anchors: Sequence[AnchorPoint]) -> GradeCalibration:
-    """Grade means/SDs and band boundaries from anchors whose grades are on ``scale``."""
+    """Grade centres, the common spread and the priors from anchors whose grades are on
+    ``scale``; the below-lowest grade, when the scale has one, is the first component."""
     grades = scale.grades
     n = len(grades)
     by_grade: dict[int, list[float]] = {i: [] for i in range(n)}
@@ -170,35 +241,48 @@ def calibrate(scale: GradeScale, anchors: Sequence[AnchorPoint]) -> GradeCalibra
     scores = [a.bt_score for a in anchors]
     slope, intercept = _least_squares(positions, scores)
     slope = max(slope, MIN_SLOPE)
-    # Spacing between adjacent expected positions; half of it is the default spread.
-    default_sd = max(slope / n / 2.0, MIN_SD)
 
     raw_means: list[float] = []
-    sds: list[float] = []
     counts: list[int] = []
     for i in range(n):
         expected = intercept + slope * (i + 0.5) / n
         values = by_grade[i]
         counts.append(len(values))
         if len(values) >= 3:
-            mean = sum(values) / len(values)
-            var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-            raw_means.append(mean)
-            sds.append(max(math.sqrt(var), MIN_SD))
+            raw_means.append(sum(values) / len(values))
         elif values:
             weight = len(values) / 3.0
             raw_means.append(weight * (sum(values) / len(values)) + (1.0 - weight) * expected)
-            sds.append(default_sd)
         else:
             raw_means.append(expected)
-            sds.append(default_sd)
 
     weights = [float(c) if c else 0.5 for c in counts]
     means = isotonic_increasing(raw_means, weights)
     for i in range(1, n):
         means[i] = max(means[i], means[i - 1] + STRICT_STEP)
-    boundaries = tuple((means[i] + means[i + 1]) / 2.0 for i in range(n - 1))
-    return GradeCalibration(grades, tuple(means), tuple(sds), tuple(counts), boundaries)
+    spread = _pooled_sd(by_grade.values(), default=slope / n / 2.0)
+    priors = [scale.priors.get(grade, 0.0) for grade in grades]
+    names = list(grades)
+    if scale.below_lowest_grade is not None:
+        names.insert(0, scale.below_lowest_grade)
+        means.insert(0, means[0] - 2.0 * BELOW_LOWEST_SDS * spread)
+        counts.insert(0, 0)
+        priors.insert(0, priors[0])
+    return GradeCalibration(
+        tuple(names), tuple(means), (spread,) * len(names), tuple(counts), tuple(priors)
+    )
+
+
+def _pooled_sd(groups: Iterable[Sequence[float]], default: float) -> float:
+    """Pooled within-group SD over groups with ≥ 2 values (``default`` when none), ≥ MIN_SD."""
+    squares, freedom = 0.0, 0
+    for values in groups:
+        if len(values) >= 2:
+            mean = sum(values) / len(values)
+            squares += sum((v - mean) ** 2 for v in values)
+            freedom += len(values) - 1
+    spread = math.sqrt(squares / freedom) if freedom else default
+    return max(spread, MIN_SD)
 
 
 def isotonic_increasing(values: Sequence[float], weights: Sequence[float]) -> list[float]:
@@ -231,25 +315,8 @@ def _project_one(
     scale: GradeScale, cal: GradeCalibration, student: StudentPoint
 ) -> StudentProjection:
     se = student.bt_se if math.isfinite(student.bt_se) else SE_CAP_LOW
-    likelihoods: list[float] = []
-    for mean, sd, grade in zip(cal.means, cal.sds, cal.grades, strict=True):
-        var = sd * sd + se * se
-        density = math.exp(-((student.bt_score - mean) ** 2) / (2.0 * var)) / math.sqrt(var)
-        likelihoods.append(density * scale.priors.get(grade, 0.0))
-    total = sum(likelihoods)
-    if total <= 0.0:
-        probabilities = [1.0 / len(cal.grades)] * len(cal.grades)
-    else:
-        probabilities = [value / total for value in likelihoods]
-
-    band = cal.band_index(student.bt_score)
-    grade = cal.grades[band]
-    if (
-        band == 0
-        and scale.below_lowest_grade is not None
-        and student.bt_score < cal.means[0] - BELOW_LOWEST_SDS * cal.sds[0]
-    ):
-        grade = scale.below_lowest_grade
+    probabilities = cal.probabilities(student.bt_score, se)
+    grade = cal.grades[cal.most_probable(student.bt_score, se)]
 
     entropy = -sum(p * math.log(p) for p in probabilities if p > 0.0)
     score = 1.0 - entropy / math.log(len(probabilities))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import math
 
-from pytest_eng5.contracts.grade_scales import get_scale
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from pytest_eng5.contracts.grade_scales import GradeScale, get_scale
 from pytest_eng5.reference.projection import (
     AnchorPoint,
     StudentPoint,
@@ -38,9 +42,11 @@ def test_grade_means_are_strictly_increasing_even_for_inverted_anchors() -> None
         AnchorPoint("a5", "C-", -0.2),
     ]
     cal = calibrate(LEGACY, anchors)
+    assert cal.grades == ("F", *LEGACY.grades)  # the below-lowest grade is the first component
     assert all(lo < hi for lo, hi in zip(cal.means, cal.means[1:], strict=False))
-    assert all(lo <= hi for lo, hi in zip(cal.boundaries, cal.boundaries[1:], strict=False))
-    assert len(cal.boundaries) == len(LEGACY.grades) - 1
+    bands = cal.bands()
+    assert [low for _, low, _ in bands[1:]] == [high for _, _, high in bands[:-1]]
+    assert all(low < high for _, low, high in bands)
 
 
 def test_isotonic_fit_pools_violators() -> None:
@@ -142,10 +148,12 @@ def test_shrinkage_pulls_one_or_two_anchors_toward_the_expected_position() -> No
         AnchorPoint("mid", "C-", 2.5),  # one anchor far above its expected position
     ]
     cal = calibrate(LEGACY, anchors)
-    c_minus = LEGACY.grades.index("C-")
-    assert cal.means[0] == pytest.approx(-3.0)  # three anchors: empirical mean
+    c_minus = cal.grades.index("C-")
+    assert cal.means[cal.grades.index("F+")] == pytest.approx(-3.0)  # 3 anchors: their mean
     assert cal.means[-1] == pytest.approx(3.0, abs=0.05)
     assert cal.means[c_minus] < 2.5  # shrunk toward the middle
+    # one spread for all grades: the pooled SD of the two three-anchor grades
+    assert cal.sds == pytest.approx([0.2] * len(cal.grades))
 
 
 def test_labels_and_normalized_scores() -> None:
@@ -156,3 +164,59 @@ def test_labels_and_normalized_scores() -> None:
     assert normalized_score("C+") == 0.67
     assert normalized_score("F+") == 0.07
     assert normalized_score("7") == 0.0
+
+
+SCALES = (LEGACY, NATIONAL, SWEDISH)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[GradeScale, list[AnchorPoint], list[StudentPoint]]:
+    """A scale, 2–20 anchors with at least two distinct grades, and 1–30 students."""
+    scale = draw(st.sampled_from(SCALES))
+    score = st.floats(-6.0, 6.0, allow_nan=False)
+    grades = draw(st.lists(st.sampled_from(scale.grades), min_size=2, max_size=20))
+    assume(len(set(grades)) >= 2)
+    anchors = [AnchorPoint(f"a{i}", g, draw(score)) for i, g in enumerate(grades)]
+    n_students = draw(st.integers(1, 30))
+    students = [
+        StudentPoint(f"s{i}", draw(st.floats(-12.0, 12.0)), draw(st.floats(0.0, 3.0)))
+        for i in range(n_students)
+    ]
+    return scale, anchors, students
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches())
+def test_primary_grade_is_the_most_probable_grade(
+    batch: tuple[GradeScale, list[AnchorPoint], list[StudentPoint]],
+) -> None:
+    scale, anchors, students = batch
+    summary = project_grades(scale, anchors, students)
+    assert summary.projections_available
+    assert summary.calibration is not None
+    for student in students:
+        projected = summary.projections[student.essay_id]
+        probabilities = projected.probabilities
+        assert sum(probabilities.values()) == pytest.approx(1.0)
+        best = max(probabilities.values())
+        assert probabilities[projected.primary_grade] == best, student
+        # and it sits in the band the same model gives for this student's SE
+        bands = summary.calibration.bands(student.bt_se)
+        holding = [g for g, low, high in bands if low <= student.bt_score <= high]
+        assert projected.primary_grade in holding or probabilities[holding[0]] == pytest.approx(
+            best
+        )
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches(), st.floats(0.0, 3.0))
+def test_bands_are_monotone_for_every_standard_error(
+    batch: tuple[GradeScale, list[AnchorPoint], list[StudentPoint]], se: float
+) -> None:
+    scale, anchors, _ = batch
+    cal = calibrate(scale, [a for a in anchors if a.grade in scale.grades])
+    order = {grade: i for i, grade in enumerate(cal.grades)}
+    bands = cal.bands(se)
+    assert [order[g] for g, _, _ in bands] == sorted(order[g] for g, _, _ in bands)
+    assert bands[0][1] == -math.inf
+    assert bands[-1][2] == math.inf
