@@ -2,6 +2,11 @@
 
 from pathlib import Path
 
+# The runner's maths (numpy, scipy) load here, once: pytester's in-process runs drop the modules
+# first imported inside them, and numpy cannot be imported a second time in one process. The
+# stack no longer pulls the runner in, so nothing else loads them before the first such run.
+import pytest_eng5.runner.orchestrator  # noqa: F401
+
 collect_ignore = ["bench", "tools"]
 TESTS_DIR = Path(__file__).parent / "tests"
 

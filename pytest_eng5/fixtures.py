@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,14 +13,12 @@ import pytest
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.results import OUTCOMES, RunResult
+from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
     from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
-
-SAMPLE_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/eng5_np_sample"))
-SAMPLE_COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/course"))
 
 
 @dataclass(frozen=True)
@@ -243,7 +240,6 @@ def eng5_sample_assignment(eng5_stack: Any, eng5_settings: Eng5Settings) -> Samp
         )
     from pytest_eng5.reference.seeding import seed_assignment
     from pytest_eng5.runner.auth import mint_dev_token
-    from pytest_eng5.sample_data import SAMPLE_ASSETS
 
     token = mint_dev_token(eng5_stack.env)
     seeded = asyncio.run(

@@ -14,14 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pytest_eng5.core.names import JUDGE_NAMES, STACK_KINDS, StackKind
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 OptionType = Literal["str", "int", "float", "bool", "path", "choice"]
 
-STACK_KINDS = ("embedded", "testcontainers", "external")
 IDEMPOTENCE_CHOICES = ("auto", "on", "off")
-JUDGES = ("text_features", "coin_flip", "llm_http")
 BATCHING_MODES = ("per_request", "serial_bundle", "provider_batch_api")
 COURSE_CODES = ("ENG5", "ENG6", "ENG7", "SV1", "SV2", "SV3")
 LANGUAGES = ("en", "sv")
@@ -111,7 +110,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "text_features",
         "judge of the reference CJ worker",
         ("ENG5_JUDGE",),
-        JUDGES,
+        JUDGE_NAMES,
     ),
     OptionSpec("judge_seed", "int", 0, "seed of the reference judge"),
     # run inputs
@@ -175,7 +174,7 @@ class Eng5Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stack: Literal["embedded", "testcontainers", "external"] = "embedded"
+    stack: StackKind = "embedded"
     start_timeout: float = Field(30.0, gt=0, le=600)
     require_services: bool = False
     kafka_bootstrap: str | None = None

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from pytest_eng5.contracts.grade_scales import get_scale
 from pytest_eng5.contracts.topics import COMPLETED_TOPIC, FAILED_TOPIC, RESOURCE_TOPIC, RESULT_TOPIC
+from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import (
     EssayRow,
@@ -34,7 +35,6 @@ from pytest_eng5.reference.cj_events import (
     resource_event,
 )
 from pytest_eng5.reference.db import Pool
-from pytest_eng5.reference.intake import DEFAULT_GRADE_SCALE
 from pytest_eng5.reference.projection import (
     AnchorPoint,
     ProjectionSummary,

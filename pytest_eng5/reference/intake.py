@@ -16,6 +16,7 @@ import httpx
 
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import ELS_CJAssessmentRequestV1
+from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import set_status
@@ -26,7 +27,6 @@ from pytest_eng5.reference.pairing import distinct_pairs
 _log = logging.getLogger(__name__)
 
 ANCHOR_PREFIX: Final = "ANCHOR_"
-DEFAULT_GRADE_SCALE: Final = "swedish_8_anchor"
 STUDENT_PROMPT_CONTENT_TYPE: Final = "student_prompt_text"
 
 EssayInput = tuple[str, str, str, dict[str, Any]]

@@ -45,6 +45,7 @@ from pytest_eng5.contracts.topics import (
     FAILED_TOPIC,
     REQUEST_TOPIC,
 )
+from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import (
@@ -71,7 +72,6 @@ from pytest_eng5.reference.finalisation import (
 )
 from pytest_eng5.reference.intake import (
     ANCHOR_PREFIX,
-    DEFAULT_GRADE_SCALE,
     STUDENT_PROMPT_CONTENT_TYPE,
     BatchIntake,
     IntakeFailure,

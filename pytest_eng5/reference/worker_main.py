@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import RedactingFilter, register_secret
-from pytest_eng5.reference.judge import JUDGE_NAMES
 from pytest_eng5.reference.worker import CJWorker, WorkerSettings
 
 _log = logging.getLogger("pytest_eng5.reference.worker_main")
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-url", required=True, help="Content Service base, e.g. http://h:p/v1/content"
     )
     parser.add_argument("--health-port", required=True, type=int, help="port of GET /healthz")
-    parser.add_argument("--judge", default="text_features", choices=JUDGE_NAMES)
+    parser.add_argument("--judge", default=DEFAULT_JUDGE, choices=JUDGE_NAMES)
     parser.add_argument("--judge-seed", default=0, type=int)
     parser.add_argument("--max-pairwise-comparisons", default=120, type=int)
     parser.add_argument(

@@ -26,6 +26,7 @@ from pytest_eng5.contracts import (
     RegisterAnchorRequest,
     RegisterAnchorResponse,
 )
+from pytest_eng5.core import PreflightMode
 from pytest_eng5.errors import (
     AnchorRegistrationError,
     ConfigurationError,
@@ -60,7 +61,6 @@ from pytest_eng5.runner.preflight import (
     REGISTER_NEXT_STEP,
     AnchorInfo,
     AssignmentInfo,
-    PreflightMode,
     anchor_preflight,
     assignment_preflight,
 )

@@ -13,15 +13,14 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
 
 from pytest_eng5.errors import ExtractionError
-from pytest_eng5.redact import redact, register_secret
+from pytest_eng5.redact import redact
 
-CJ_DATABASE: Final = "huleedu_cj_assessment"
 EXTRACT_DIR: Final = "db_extract"
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
 
@@ -76,22 +75,6 @@ class ExtractionReport:
             "text_path": self.text_path.name,
             "counts": self.counts,
         }
-
-
-def dsn_from_env(env: Mapping[str, str]) -> str | None:
-    """A DSN from ``HULEEDU_DB_*`` (None when ``HULEEDU_DB_HOST`` is unset); password redacted."""
-    host = env.get("HULEEDU_DB_HOST")
-    if not host:
-        return None
-    port = env.get("HULEEDU_CJ_DB_PORT") or env.get("HULEEDU_DB_PORT") or "5434"
-    user = env.get("HULEEDU_DB_USER") or "huleedu_user"
-    password = env.get("HULEEDU_DB_PASSWORD")
-    credentials = quote(user, safe="")
-    if password:
-        register_secret(password)
-        register_secret(quote(password, safe=""))
-        credentials += ":" + quote(password, safe="")
-    return f"postgresql://{credentials}@{host}:{port}/{CJ_DATABASE}"
 
 
 def describe_dsn(dsn: str) -> str:

@@ -13,7 +13,7 @@ import functools
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from pytest_eng5.contracts import (
     EventEnvelope,
     LLMConfigOverrides,
 )
+from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE, Endpoints, PreflightMode, dsn_from_env
 from pytest_eng5.errors import ConfigurationError, Eng5Error, ExtractionError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.runner.analysis import (
@@ -50,22 +51,7 @@ from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
 from pytest_eng5.settings import Eng5Settings
 
-DEFAULT_GRADE_SCALE = "eng5_np_legacy_9_step"
-PreflightMode = Literal["plan", "dry-run", "execute", "anchor-align-test", "register-anchors"]
 ANCHOR_ALIGN_PREFIX = "student::"
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where the services are: the stack fixture or the operator provides these."""
-
-    cj_url: str | None
-    content_url: str | None
-    producer_kwargs: Mapping[str, Any]
-    consumer_kwargs: Mapping[str, Any]
-    postgres_dsn: str | None = None
-    #: token/JWT/DB variables (secrets: never shown in a repr)
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -205,7 +191,7 @@ class Eng5Runner:
             )
         result = self._start("execute")
         inventory = self._inventory(with_anchors=False)
-        result.grade_scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+        result.grade_scale = self.settings.expected_grade_scale or RUNNER_FALLBACK_GRADE_SCALE
         essays = {request_essay_id(e.local_id, result.identity): e for e in inventory.students}
         result.students = len(essays)
         return await self._publish_run(
@@ -216,7 +202,7 @@ class Eng5Runner:
     async def anchor_align(self) -> RunResult:
         """Anchors sent as students in a guest batch; writes the alignment report and plot."""
         result = self._start("anchor-align-test")
-        scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+        scale = self.settings.expected_grade_scale or RUNNER_FALLBACK_GRADE_SCALE
         inventory = self._inventory(with_anchors=True, grade_scale=scale)
         result.grade_scale = scale
         self._capacity(result, "anchor-align-test", len(inventory.anchors), 0)
@@ -287,7 +273,9 @@ class Eng5Runner:
     def _inventory(self, *, with_anchors: bool, grade_scale: str | None = None) -> Inventory:
         return collect_inventory(
             self.settings.assets,
-            grade_scale=grade_scale or self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE,
+            grade_scale=grade_scale
+            or self.settings.expected_grade_scale
+            or RUNNER_FALLBACK_GRADE_SCALE,
             with_anchors=with_anchors,
         )
 
@@ -328,7 +316,7 @@ class Eng5Runner:
         from pytest_eng5.runner.cj_admin import anchor_preflight
 
         if not self.settings.assignment_id:
-            result.grade_scale = self.settings.expected_grade_scale or DEFAULT_GRADE_SCALE
+            result.grade_scale = self.settings.expected_grade_scale or RUNNER_FALLBACK_GRADE_SCALE
             return None
         async with self._admin_client() as client:
             info = await self._assignment_info(client, self.settings.assignment_id, mode)
@@ -587,7 +575,9 @@ class Eng5Runner:
         overrides: LLMConfigOverrides | None,
     ) -> None:
         found = judgements(collected.callbacks, among=essays)
-        alignment = anchor_alignment(essays, found, result.grade_scale or DEFAULT_GRADE_SCALE)
+        alignment = anchor_alignment(
+            essays, found, result.grade_scale or RUNNER_FALLBACK_GRADE_SCALE
+        )
         write_alignment(
             alignment,
             evidence.folder,
@@ -643,7 +633,7 @@ class Eng5Runner:
         collected: Any,
     ) -> None:
         """R5: extraction after success; a failure is its own outcome, the batch stays done."""
-        from pytest_eng5.runner.extraction import dsn_from_env, extract_batch
+        from pytest_eng5.runner.extraction import extract_batch
 
         dsn = self.endpoints.postgres_dsn or dsn_from_env(self.endpoints.env)
         if collected is None or collected.completion is None:

@@ -6,9 +6,10 @@ CJ owns the grade scale and the anchors; a run checks both before it sends anyth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pytest_eng5.contracts import ContextOrigin
+from pytest_eng5.core import PreflightMode
 from pytest_eng5.errors import (
     AnchorsMissingError,
     ConfigurationError,
@@ -18,8 +19,6 @@ from pytest_eng5.errors import (
 
 if TYPE_CHECKING:  # cj_admin re-exports this module's names, so import it for typing only
     from pytest_eng5.runner.cj_admin import CJAdminClient
-
-PreflightMode = Literal["plan", "dry-run", "execute", "anchor-align-test", "register-anchors"]
 
 REGISTER_NEXT_STEP = "register anchors first (register_anchors() fixture method / cj-admin)"
 

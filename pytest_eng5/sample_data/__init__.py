@@ -7,12 +7,16 @@ that ``tools/make_sample_docx.py`` turns into the .docx essays; it is not part o
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 SAMPLE_ASSETS = Path(__file__).parent / "eng5_np_sample"
 #: Prompt and rubric files for experiments: ``system/001_baseline.txt``,
 #: ``system/003_language_control.txt`` and ``rubric/003_language_control.txt``.
 SAMPLE_PROMPTS = Path(__file__).parent / "prompts"
+#: the assignment the sample set is seeded as on the reference stack (stable across sessions)
+SAMPLE_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/eng5_np_sample"))
+SAMPLE_COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/course"))
 
 
 def read_sample_text(path: Path) -> str:

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
 from urllib.parse import urlsplit
 
+from pytest_eng5.core import CONTRACT_TOPICS, STACK_KINDS, StackKind
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 
-StackKind = Literal["embedded", "testcontainers", "external"]
-STACK_KINDS: tuple[str, ...] = get_args(StackKind)
-
 #: The HuleEdu contract topics the stack creates at start (embedded and testcontainers).
-DEFAULT_TOPICS: tuple[str, ...] = (
-    "huleedu.els.cj_assessment.requested.v1",
-    "huleedu.llm_provider.comparison_result.v1",
-    "huleedu.cj_assessment.completed.v1",
-    "huleedu.cj_assessment.failed.v1",
-    "huleedu.assessment.result.published.v1",
-    "huleedu.resource.consumption.v1",
-)
+DEFAULT_TOPICS: tuple[str, ...] = CONTRACT_TOPICS
 
 #: One partition per topic: every topic is totally ordered, and a collector reads it with a
 #: single ``assign()`` + ``seek()`` instead of a consumer-group join (about 5 s on Tansu).

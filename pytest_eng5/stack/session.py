@@ -19,9 +19,9 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from pytest_eng5.core import Endpoints, dsn_from_env
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
-from pytest_eng5.runner.orchestrator import Endpoints
 from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stack.config import KafkaSecurity, StackConfig
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
@@ -198,7 +198,6 @@ def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> S
             next_step="point these at your HuleEdu dev stack (see the README section "
             "'Run against a HuleEdu dev stack')",
         )
-    from pytest_eng5.runner.extraction import dsn_from_env
     from pytest_eng5.stack.kafka import external_kafka
     from pytest_eng5.stack.postgres import external_postgres
 

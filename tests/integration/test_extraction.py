@@ -10,8 +10,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import ExtractionError
-from pytest_eng5.runner.extraction import describe_dsn, dsn_from_env, extract_batch
+from pytest_eng5.runner.extraction import describe_dsn, extract_batch
 
 
 async def _seed_batch(dsn: str, batch_uuid: str) -> int:

@@ -12,6 +12,7 @@ No judge raises on a failed comparison: failures become a :class:`Judgement` wit
 
 from __future__ import annotations
 
+from pytest_eng5.core.names import JUDGE_NAMES
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.judge.coin_flip import COIN_FLIP_MODEL, CoinFlipJudge
 from pytest_eng5.reference.judge.features import (
@@ -44,8 +45,6 @@ from pytest_eng5.reference.judge.text_feature_judge import (
     TEXT_FEATURES_MODEL,
     TextFeaturesJudge,
 )
-
-JUDGE_NAMES: tuple[str, ...] = ("text_features", "coin_flip", "llm_http")
 
 
 def make_judge(name: str = "text_features", seed: int = 0) -> Judge:
