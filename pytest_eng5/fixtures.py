@@ -14,7 +14,7 @@ from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
-from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, SettingsError
+from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings
 from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
@@ -197,15 +197,12 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
         record_run(config, node, result)
 
     def factory(**overrides: Any) -> RunnerHandle:
-        settings = get_settings(config)
-        try:
-            settings = settings.merged(**marker_overrides(node))
-            for extra in config.hook.pytest_eng5_adjust_settings(settings=settings, node=node):
-                if extra:
-                    settings = settings.merged(**extra)
-            settings = settings.merged(**overrides)
-        except SettingsError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        # Each layer is validated like the CLI; a bad value raises SettingsError naming it.
+        settings = get_settings(config).merged(**marker_overrides(node))
+        for extra in config.hook.pytest_eng5_adjust_settings(settings=settings, node=node):
+            if extra:
+                settings = settings.merged(**extra)
+        settings = settings.merged(**overrides)
         from pytest_eng5.runner.orchestrator import Eng5Runner
 
         runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))

@@ -14,7 +14,8 @@ import pytest
 
 from pytest_eng5 import hookspecs
 from pytest_eng5.errors import Eng5Error
-from pytest_eng5.settings import OPTIONS, Eng5Settings, SettingsError, resolve_settings
+from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
+from pytest_eng5.settings_sources import resolve_settings
 
 SETTINGS_KEY = pytest.StashKey[Eng5Settings]()
 RUNS_KEY = pytest.StashKey[list[dict[str, str]]]()
@@ -76,10 +77,28 @@ def settings_from_config(config: pytest.Config) -> Eng5Settings:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    settings = startup_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[RUNS_KEY] = []
+    config.pluginmanager.register(RunReporter(config), "eng5-run-reporter")
+
+
+def startup_settings(config: pytest.Config) -> Eng5Settings:
+    """The session's settings, after every check that needs no network.
+
+    Each problem is a :class:`pytest.UsageError` (exit 4) naming the option and the fix,
+    raised before any stack starts.
+    """
     try:
         settings = settings_from_config(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    problems = input_problems(settings)
+    if problems:
+        raise pytest.UsageError(
+            "invalid eng5 inputs:\n  - " + "\n  - ".join(problems) + "\n  next step: fix or "
+            "remove the files named above, or point the option at another path"
+        )
     if settings.stack == "testcontainers":
         from pytest_eng5.stack.docker_engine import docker_engine_available
 
@@ -89,9 +108,24 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"--eng5-stack=testcontainers needs a Docker engine ({reason}); "
                 "drop the option to use the embedded stack"
             )
-    config.stash[SETTINGS_KEY] = settings
-    config.stash[RUNS_KEY] = []
-    config.pluginmanager.register(RunReporter(config), "eng5-run-reporter")
+    return settings
+
+
+def input_problems(settings: Eng5Settings) -> list[str]:
+    """What is wrong with the files the settings name (asset folder, prompt files)."""
+    from pytest_eng5.sample_data import SAMPLE_ASSETS
+
+    problems: list[str] = []
+    if settings.assets != SAMPLE_ASSETS:
+        from pytest_eng5.runner.inventory import asset_folder_problems
+
+        where = OPTIONS_BY_NAME["assets"].where()
+        problems += [f"{where}: {problem}" for problem in asset_folder_problems(settings.assets)]
+    for name in ("system_prompt_file", "rubric_file"):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            problems.append(f"{OPTIONS_BY_NAME[name].where()}: {path} is not a file")
+    return problems
 
 
 class RunReporter:
@@ -133,6 +167,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    check_run_markers(config, items)
     needing_docker = [i for i in items if i.get_closest_marker("eng5_needs_docker") is not None]
     if not needing_docker:
         return
@@ -142,6 +177,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not available:
         for item in needing_docker:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def check_run_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``eng5_run`` markers are validated like the CLI, before any stack starts."""
+    from pytest_eng5.fixtures import marker_overrides
+
+    settings = config.stash.get(SETTINGS_KEY, None)
+    problems = []
+    for item in items:
+        if item.get_closest_marker("eng5_run") is None or settings is None:
+            continue
+        try:
+            settings.merged(**marker_overrides(item))
+        except SettingsError as exc:
+            problems.append(f"{item.nodeid}: eng5_run marker: {exc.message}")
+        except pytest.UsageError as exc:
+            problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,226 +1,261 @@
-"""Every pytest-eng5 setting, and the one place where they are resolved.
+"""Every pytest-eng5 setting, declared once, and the one place where they are resolved.
 
-Each setting is a CLI option ``--eng5-*``, an ini key ``eng5_*`` and, where HuleEdu already has
-one, an environment variable. Precedence: CLI > env > ini > default. The result is a frozen
-:class:`Eng5Settings`. This module does not import pytest, so the runner can use it too.
+:class:`Eng5Settings` is the declaration: each field with an :class:`Option` is a CLI option
+``--eng5-*``, an ini key ``eng5_*`` and, where HuleEdu already has one, an environment variable.
+The options table, the README table and the validation all come from it, and the same
+validation runs on every path (CLI, ini, env, ``eng5_run`` markers, hooks, factory keywords).
+Precedence: CLI > env > ini > default.
+
+Environment variables named ``ENG5_*`` are ours and always read. HuleEdu's generic ones
+(``KAFKA_*``, ``CJ_SERVICE_URL``, ...) describe an external stack and are read only when the
+external stack is selected, so they cannot break unrelated test suites of the same venv.
+This module does not import pytest, so the runner can use it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import types
+import typing
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from pytest_eng5.core.names import JUDGE_NAMES, STACK_KINDS, StackKind
+from pytest_eng5.core.names import DEFAULT_JUDGE, MAX_PAIRWISE_COMPARISONS, JudgeName, StackKind
 from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import register_secret
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
-OptionType = Literal["str", "int", "float", "bool", "path", "choice"]
+OptionType = Literal["str", "int", "float", "bool", "path", "choice", "secret"]
 
-IDEMPOTENCE_CHOICES = ("auto", "on", "off")
-BATCHING_MODES = ("per_request", "serial_bundle", "provider_batch_api")
-COURSE_CODES = ("ENG5", "ENG6", "ENG7", "SV1", "SV2", "SV3")
-LANGUAGES = ("en", "sv")
-LLM_PROVIDERS = ("anthropic", "openai", "google", "openrouter", "mock")
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-REASONING_EFFORTS = ("none", "low", "medium", "high")
-VERBOSITIES = ("low", "medium", "high")
+Idempotence = Literal["auto", "on", "off"]
+BatchingMode = Literal["per_request", "serial_bundle", "provider_batch_api"]
+CourseCode = Literal["ENG5", "ENG6", "ENG7", "SV1", "SV2", "SV3"]
+Language = Literal["en", "sv"]
+LLMProvider = Literal["anthropic", "openai", "google", "openrouter", "mock"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ReasoningEffort = Literal["none", "low", "medium", "high"]
+Verbosity = Literal["low", "medium", "high"]
+
+IDEMPOTENCE_CHOICES: tuple[str, ...] = get_args(Idempotence)
+BATCHING_MODES: tuple[str, ...] = get_args(BatchingMode)
+COURSE_CODES: tuple[str, ...] = get_args(CourseCode)
+LANGUAGES: tuple[str, ...] = get_args(Language)
+LLM_PROVIDERS: tuple[str, ...] = get_args(LLMProvider)
+SECURITY_PROTOCOLS: tuple[str, ...] = get_args(SecurityProtocol)
+SASL_MECHANISMS: tuple[str, ...] = get_args(SaslMechanism)
+REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
+VERBOSITIES: tuple[str, ...] = get_args(Verbosity)
+
+REFERENCE_STACKS: tuple[StackKind, ...] = ("embedded", "testcontainers")
+EXTERNAL: tuple[StackKind, ...] = ("external",)
+OWN_ENV_PREFIX = "ENG5_"
 
 
 @dataclass(frozen=True)
-class OptionSpec:
-    """One setting: its field name, type, default, help and where else it may come from."""
+class Option:
+    """Marks a field of :class:`Eng5Settings` as a user setting (CLI option + ini key).
 
-    name: str
-    type: OptionType
-    default: Any
+    ``stacks``: the stack kinds the setting applies to (None: every stack); giving it on the
+    command line or in the ini file for another stack is a usage error.
+    """
+
     help: str
     env: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()
-
-    @property
-    def cli_flag(self) -> str:
-        return "--eng5-" + self.name.replace("_", "-")
-
-    @property
-    def ini_key(self) -> str:
-        return "eng5_" + self.name
+    stacks: tuple[StackKind, ...] | None = None
 
 
-OPTIONS: tuple[OptionSpec, ...] = (
-    # stack
-    OptionSpec(
-        "stack", "choice", "embedded", "which stack to run on", ("ENG5_STACK",), STACK_KINDS
-    ),
-    OptionSpec("start_timeout", "float", 30.0, "seconds a stack process may take to be ready"),
-    OptionSpec("require_services", "bool", False, "fail (not skip) when a stack is unavailable"),
-    OptionSpec(
-        "kafka_bootstrap",
-        "str",
-        None,
-        "external Kafka bootstrap servers",
-        ("KAFKA_BOOTSTRAP_SERVERS",),
-    ),
-    OptionSpec(
-        "kafka_security_protocol",
-        "choice",
-        "PLAINTEXT",
-        "Kafka security protocol",
-        ("KAFKA_SECURITY_PROTOCOL",),
-        SECURITY_PROTOCOLS,
-    ),
-    OptionSpec(
-        "kafka_sasl_mechanism",
-        "choice",
-        None,
-        "SASL mechanism (credentials come from KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)",
-        ("KAFKA_SASL_MECHANISM",),
-        SASL_MECHANISMS,
-    ),
-    OptionSpec("kafka_ssl_cafile", "path", None, "CA file for Kafka SSL", ("KAFKA_SSL_CAFILE",)),
-    OptionSpec(
-        "kafka_idempotence",
-        "choice",
-        "on",
-        "idempotent producers (acks=all), as HuleEdu's clients use; on for every stack "
-        "(auto = on; off only to test a non-idempotent client)",
-        (),
-        IDEMPOTENCE_CHOICES,
-    ),
-    OptionSpec(
-        "postgres_dsn", "str", None, "external PostgreSQL DSN (CJ database)", ("ENG5_POSTGRES_DSN",)
-    ),
-    OptionSpec(
-        "cj_url",
-        "str",
-        None,
-        "CJ Assessment Service base URL (external stack)",
-        ("CJ_SERVICE_URL",),
-    ),
-    OptionSpec(
-        "content_url", "str", None, "Content Service URL (external stack)", ("CONTENT_SERVICE_URL",)
-    ),
-    OptionSpec(
-        "judge",
-        "choice",
-        "text_features",
-        "judge of the reference CJ worker",
-        ("ENG5_JUDGE",),
-        JUDGE_NAMES,
-    ),
-    OptionSpec("judge_seed", "int", 0, "seed of the reference judge"),
-    # run inputs
-    OptionSpec("assets", "path", None, "ENG5 asset folder (default: the bundled sample set)"),
-    OptionSpec("assignment_id", "str", None, "CJ assignment id", ("ENG5_ASSIGNMENT_ID",)),
-    OptionSpec("course_id", "str", None, "course id (metadata only)", ("ENG5_COURSE_ID",)),
-    OptionSpec("batch_label", "str", "eng5-np-local-batch", "human batch label"),
-    OptionSpec("batch_uuid", "str", None, "re-attach to this canonical batch uuid"),
-    OptionSpec("max_comparisons", "int", None, "comparison cap sent to CJ (>= 2)"),
-    OptionSpec("expected_grade_scale", "str", None, "assert CJ's grade scale equals this"),
-    OptionSpec("course_code", "choice", "ENG5", "course code", (), COURSE_CODES),
-    OptionSpec("language", "choice", "en", "essay language", (), LANGUAGES),
-    OptionSpec("user_id", "str", "eng5_np_research_runner", "user id sent to CJ"),
-    OptionSpec("org_id", "str", None, "org id sent to CJ"),
-    # LLM overrides
-    OptionSpec("llm_provider", "choice", None, "LLM provider override", (), LLM_PROVIDERS),
-    OptionSpec("llm_model", "str", None, "LLM model override"),
-    OptionSpec("llm_temperature", "float", None, "LLM temperature override (0.0-2.0)"),
-    OptionSpec("llm_max_tokens", "int", None, "LLM max tokens override (> 0)"),
-    OptionSpec("system_prompt_file", "path", None, "system prompt override file"),
-    OptionSpec("rubric_file", "path", None, "judge rubric override file"),
-    OptionSpec(
-        "reasoning_effort", "choice", None, "reasoning effort override", (), REASONING_EFFORTS
-    ),
-    OptionSpec("output_verbosity", "choice", None, "output verbosity override", (), VERBOSITIES),
-    OptionSpec(
-        "llm_batching_mode",
-        "choice",
-        None,
-        "sent as metadata.llm_batching_mode_hint",
-        (),
-        BATCHING_MODES,
-    ),
-    # run behaviour
-    OptionSpec("no_kafka", "bool", False, "upload and write the envelope, but do not publish"),
-    OptionSpec("no_await", "bool", False, "publish without awaiting completion"),
-    OptionSpec("completion_timeout", "float", 120.0, "seconds to await completion"),
-    OptionSpec("completion_grace", "float", 2.0, "seconds to wait for the result after completion"),
-    OptionSpec("force_reupload", "bool", False, "ignore the upload cache and re-upload"),
-    OptionSpec(
-        "verify_uploads", "bool", False, "check cached storage ids exist before reusing them"
-    ),
-    OptionSpec("auto_extract_db", "bool", False, "R5: extract the CJ database after success"),
-    OptionSpec("evidence_dir", "path", Path("eng5-evidence"), "evidence root folder"),
-    OptionSpec(
-        "cache_file",
-        "path",
-        None,
-        "upload cache file (default: <evidence_dir>/content_upload_cache.json)",
-    ),
-    # gates
-    OptionSpec("min_ssr", "float", None, "fail a run whose SSR is below this"),
-    OptionSpec("min_tau_b", "float", None, "fail an anchor-align run whose tau-b is below this"),
-    OptionSpec("min_n_cr", "float", None, "fail a run with fewer comparisons per essay"),
-)
-OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
+def _external(help_text: str, *env: str) -> Option:
+    return Option(help_text, env, EXTERNAL)
 
 
 class Eng5Settings(BaseModel):
-    """The resolved settings of a pytest-eng5 session (frozen)."""
+    """The resolved settings of a pytest-eng5 session (frozen); the one declaration of them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stack: StackKind = "embedded"
-    start_timeout: float = Field(30.0, gt=0, le=600)
-    require_services: bool = False
-    kafka_bootstrap: str | None = None
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_ssl_cafile: Path | None = None
-    kafka_idempotence: Literal["auto", "on", "off"] = "on"
+    # stack
+    stack: Annotated[StackKind, Option("which stack to run on", ("ENG5_STACK",))] = "embedded"
+    start_timeout: Annotated[
+        float, Field(gt=0, le=600), Option("seconds a stack process may take to be ready")
+    ] = 30.0
+    require_services: Annotated[
+        bool, Option("also fail (not skip) tests other than the main job when the stack is down")
+    ] = False
+    kafka_bootstrap: Annotated[
+        str | None, _external("external Kafka bootstrap servers", "KAFKA_BOOTSTRAP_SERVERS")
+    ] = None
+    kafka_security_protocol: Annotated[
+        SecurityProtocol, _external("Kafka security protocol", "KAFKA_SECURITY_PROTOCOL")
+    ] = "PLAINTEXT"
+    kafka_sasl_mechanism: Annotated[
+        SaslMechanism | None,
+        _external(
+            "SASL mechanism (credentials come from KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)",
+            "KAFKA_SASL_MECHANISM",
+        ),
+    ] = None
+    kafka_ssl_cafile: Annotated[
+        Path | None, _external("CA file for Kafka SSL", "KAFKA_SSL_CAFILE")
+    ] = None
+    kafka_idempotence: Annotated[
+        Idempotence,
+        Option(
+            "idempotent producers (acks=all), as HuleEdu's clients use; on for every stack "
+            "(auto = on; off only to test a non-idempotent client)"
+        ),
+    ] = "on"
     kafka_image: str = "confluentinc/cp-kafka:7.6.0"
     postgres_image: str = "postgres:16-alpine"
-    postgres_dsn: str | None = Field(None, repr=False)
-    cj_url: str | None = None
-    content_url: str | None = None
-    judge: str = "text_features"
-    judge_seed: int = 0
-    assets: Path = SAMPLE_ASSETS
-    assignment_id: str | None = Field(None, max_length=100)
-    course_id: str | None = None
-    batch_label: str = "eng5-np-local-batch"
-    batch_uuid: str | None = None
-    max_comparisons: int | None = None
-    expected_grade_scale: str | None = None
-    course_code: str = "ENG5"
-    language: str = "en"
-    user_id: str = "eng5_np_research_runner"
-    org_id: str | None = None
-    llm_provider: str | None = None
-    llm_model: str | None = None
-    llm_temperature: float | None = Field(None, ge=0.0, le=2.0)
-    llm_max_tokens: int | None = Field(None, gt=0)
-    system_prompt_file: Path | None = None
-    rubric_file: Path | None = None
-    reasoning_effort: str | None = None
-    output_verbosity: str | None = None
-    llm_batching_mode: str | None = None
-    no_kafka: bool = False
-    no_await: bool = False
-    completion_timeout: float = Field(120.0, gt=0, le=86_400)
-    completion_grace: float = Field(2.0, ge=0, le=600)
-    force_reupload: bool = False
-    verify_uploads: bool = False
-    auto_extract_db: bool = False
-    evidence_dir: Path = Path("eng5-evidence")
-    cache_file: Path | None = None
-    min_ssr: float | None = Field(None, ge=0.0, le=1.0)
-    min_tau_b: float | None = Field(None, ge=-1.0, le=1.0)
-    min_n_cr: float | None = Field(None, ge=0.0)
+    postgres_dsn: Annotated[
+        SecretStr | None,
+        _external(
+            "external PostgreSQL DSN (CJ database; optional, default built from HULEEDU_DB_*)",
+            "ENG5_POSTGRES_DSN",
+        ),
+    ] = None
+    cj_url: Annotated[
+        str | None, _external("CJ Assessment Service base URL (external stack)", "CJ_SERVICE_URL")
+    ] = None
+    content_url: Annotated[
+        str | None, _external("Content Service URL (external stack)", "CONTENT_SERVICE_URL")
+    ] = None
+    cj_max_comparisons: Annotated[
+        int,
+        Field(ge=2),
+        Option(
+            "CJ's cap on comparisons per batch (HuleEdu's MAX_PAIRWISE_COMPARISONS); the "
+            "reference CJ uses it, for an external stack set it to that stack's value",
+            ("ENG5_CJ_MAX_COMPARISONS",),
+        ),
+    ] = MAX_PAIRWISE_COMPARISONS
+    judge: Annotated[
+        JudgeName, Option("judge of the reference CJ worker", ("ENG5_JUDGE",), REFERENCE_STACKS)
+    ] = DEFAULT_JUDGE
+    judge_seed: Annotated[int, Option("seed of the reference judge", (), REFERENCE_STACKS)] = 0
+    # run inputs
+    assets: Annotated[
+        Path, Option("ENG5 asset folder (default: the bundled sample set)", ("ENG5_ASSETS",))
+    ] = SAMPLE_ASSETS
+    assignment_id: Annotated[
+        str | None, Field(max_length=100), Option("CJ assignment id", ("ENG5_ASSIGNMENT_ID",))
+    ] = None
+    course_id: Annotated[str | None, Option("course id (metadata only)", ("ENG5_COURSE_ID",))] = (
+        None
+    )
+    batch_label: Annotated[str, Option("human batch label")] = "eng5-np-local-batch"
+    batch_uuid: Annotated[str | None, Option("re-attach to this canonical batch uuid")] = None
+    max_comparisons: Annotated[
+        int | None, Option("comparison budget sent to CJ (>= 2; default: CJ's cap)")
+    ] = None
+    expected_grade_scale: Annotated[
+        str | None, Option("assert CJ's grade scale equals this (a known scale name)")
+    ] = None
+    course_code: Annotated[CourseCode, Option("course code")] = "ENG5"
+    language: Annotated[Language, Option("essay language")] = "en"
+    user_id: Annotated[str, Option("user id sent to CJ")] = "eng5_np_research_runner"
+    org_id: Annotated[str | None, Option("org id sent to CJ")] = None
+    # LLM overrides
+    llm_provider: Annotated[LLMProvider | None, Option("LLM provider override")] = None
+    llm_model: Annotated[str | None, Option("LLM model override")] = None
+    llm_temperature: Annotated[
+        float | None, Field(ge=0.0, le=2.0), Option("LLM temperature override (0.0-2.0)")
+    ] = None
+    llm_max_tokens: Annotated[int | None, Field(gt=0), Option("LLM max tokens override (> 0)")] = (
+        None
+    )
+    system_prompt_file: Annotated[Path | None, Option("system prompt override file")] = None
+    rubric_file: Annotated[Path | None, Option("judge rubric override file")] = None
+    reasoning_effort: Annotated[ReasoningEffort | None, Option("reasoning effort override")] = None
+    output_verbosity: Annotated[Verbosity | None, Option("output verbosity override")] = None
+    llm_batching_mode: Annotated[
+        BatchingMode | None, Option("sent as metadata.llm_batching_mode_hint")
+    ] = None
+    # run behaviour
+    no_kafka: Annotated[bool, Option("upload and write the envelope, but do not publish")] = False
+    no_await: Annotated[bool, Option("publish without awaiting completion")] = False
+    completion_timeout: Annotated[
+        float, Field(gt=0, le=86_400), Option("seconds to await completion")
+    ] = 120.0
+    completion_grace: Annotated[
+        float, Field(ge=0, le=600), Option("seconds to wait for the result after completion")
+    ] = 2.0
+    force_reupload: Annotated[bool, Option("ignore the upload cache and re-upload")] = False
+    verify_uploads: Annotated[
+        bool, Option("check cached storage ids exist before reusing them")
+    ] = False
+    auto_extract_db: Annotated[bool, Option("R5: extract the CJ database after success")] = False
+    evidence_dir: Annotated[Path, Option("evidence root folder")] = Path("eng5-evidence")
+    cache_file: Annotated[
+        Path | None,
+        Option("upload cache file (default: <evidence_dir>/content_upload_cache.json)"),
+    ] = None
+    # gates
+    min_ssr: Annotated[
+        float | None, Field(ge=0.0, le=1.0), Option("fail a run whose SSR is below this")
+    ] = None
+    min_tau_b: Annotated[
+        float | None,
+        Field(ge=-1.0, le=1.0),
+        Option("fail an anchor-align run whose tau-b is below this"),
+    ] = None
+    min_n_cr: Annotated[
+        float | None, Field(ge=0.0), Option("fail a run with fewer comparisons per essay")
+    ] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _choices_ignore_case(cls, value: Any, info: Any) -> Any:
+        spec = OPTIONS_BY_NAME.get(info.field_name)
+        if spec is not None and spec.choices and isinstance(value, str):
+            return canonical_choice(spec.choices, value)
+        return value
+
+    @field_validator("max_comparisons")
+    @classmethod
+    def _budget_at_least_two(cls, value: int | None) -> int | None:
+        if value is not None and value < 2:
+            raise ValueError(
+                f"{value} is below 2: CJ cannot pair essays with fewer than 2 comparisons; "
+                "set it to at least 2 or leave it unset"
+            )
+        return value
+
+    @field_validator("batch_uuid")
+    @classmethod
+    def _batch_uuid_is_a_uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a UUID; give the batch uuid an earlier run printed "
+                "(8-4-4-4-12 hex digits), or drop the option to start a new batch"
+            ) from None
+
+    @field_validator("expected_grade_scale")
+    @classmethod
+    def _known_grade_scale(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from pytest_eng5.contracts.grade_scales import list_available_scales
+
+        known = list_available_scales()
+        if value.strip() not in known:
+            raise ValueError(f"unknown grade scale {value!r}; valid names: {', '.join(known)}")
+        return value.strip()
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Eng5Settings:
@@ -230,8 +265,10 @@ class Eng5Settings(BaseModel):
             raise ValueError("auto_extract_db requires awaiting completion (drop no_await)")
         if self.auto_extract_db and self.no_kafka:
             raise ValueError("auto_extract_db is not allowed with no_kafka (nothing completes)")
-        if self.expected_grade_scale is not None and not self.expected_grade_scale.strip():
-            raise ValueError("expected_grade_scale must not be blank when given")
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                register_secret(value)  # secrets are redacted by their type
         return self
 
     @property
@@ -241,6 +278,17 @@ class Eng5Settings(BaseModel):
     @property
     def upload_cache_path(self) -> Path:
         return self.cache_file or self.evidence_dir / "content_upload_cache.json"
+
+    @property
+    def comparison_budget(self) -> int:
+        """What CJ will use: the requested budget, capped by CJ's own cap."""
+        if self.max_comparisons is None:
+            return self.cj_max_comparisons
+        return min(self.max_comparisons, self.cj_max_comparisons)
+
+    def dsn(self) -> str | None:
+        """The PostgreSQL DSN in clear text (only for a database connection)."""
+        return self.postgres_dsn.get_secret_value() if self.postgres_dsn else None
 
     def merged(self, **overrides: Any) -> Eng5Settings:
         """A copy with ``overrides`` applied and validated again."""
@@ -254,89 +302,85 @@ class SettingsError(ConfigurationError):
     """A setting has a bad value; the message names the setting and the valid values."""
 
 
-def _convert(spec: OptionSpec, raw: Any, source: str) -> Any:
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        raw = raw.strip()
-        if raw == "":
-            return None
-    where = f"{spec.cli_flag} / {spec.ini_key}" + (f" / {spec.env[0]}" if spec.env else "")
-    try:
-        if spec.type == "bool":
-            if isinstance(raw, bool):
-                return raw
-            lowered = str(raw).lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if spec.type == "int":
-            return int(raw)
-        if spec.type == "float":
-            return float(raw)
-        if spec.type == "path":
-            return Path(str(raw)).expanduser()
-    except ValueError:
-        raise SettingsError(
-            f"{where}: {raw!r} (from {source}) is not a valid {spec.type}",
-            next_step=f"give {spec.cli_flag} a {spec.type} value",
-        ) from None
-    value = str(raw)
-    if spec.type == "choice" and value not in spec.choices:
-        raise SettingsError(
-            f"{where}: {value!r} (from {source}) is not one of: {', '.join(spec.choices)}",
-            next_step=f"choose one of {', '.join(spec.choices)}",
+@dataclass(frozen=True)
+class OptionSpec:
+    """One setting as pytest sees it, derived from its field in :class:`Eng5Settings`."""
+
+    name: str
+    type: OptionType
+    default: Any
+    help: str
+    env: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    stacks: tuple[str, ...] | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return "--eng5-" + self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return "eng5_" + self.name
+
+    @property
+    def secret(self) -> bool:
+        return self.type == "secret"
+
+    def where(self) -> str:
+        return f"{self.cli_flag} / ini {self.ini_key}" + (
+            f" / env {self.env[0]}" if self.env else ""
         )
-    return value
 
 
-def resolve_settings(
-    cli: Mapping[str, Any], ini: Mapping[str, Any], env: Mapping[str, str]
-) -> Eng5Settings:
-    """Resolve every option with precedence CLI > env > ini > default.
-
-    ``cli`` and ``ini`` map option names to raw values (None or "" = not given).
-    """
-    values: dict[str, Any] = {}
-    for spec in OPTIONS:
-        value: Any = None
-        for source, raw in (
-            ("the command line", cli.get(spec.name)),
-            *((f"env {name}", env.get(name)) for name in spec.env),
-            ("the ini file", ini.get(spec.name)),
-        ):
-            value = _convert(spec, raw, source)
-            if value is not None:
-                break
-        if value is not None:
-            values[spec.name] = value
-    try:
-        return Eng5Settings.model_validate(values)
-    except ValidationError as exc:
-        raise SettingsError(_describe_validation_error(exc)) from exc
+def _option_type(annotation: Any) -> tuple[OptionType, tuple[str, ...]]:
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Literal:
+        return "choice", tuple(str(a) for a in get_args(annotation))
+    simple: dict[Any, OptionType] = {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        Path: "path",
+        str: "str",
+        SecretStr: "secret",
+    }
+    return simple[annotation], ()
 
 
-def _describe_validation_error(exc: ValidationError) -> str:
+def _options() -> tuple[OptionSpec, ...]:
+    specs = []
+    for name, field in Eng5Settings.model_fields.items():
+        option = next((m for m in field.metadata if isinstance(m, Option)), None)
+        if option is None:
+            continue
+        kind, choices = _option_type(field.annotation)
+        default = None if name == "assets" else field.default
+        specs.append(
+            OptionSpec(name, kind, default, option.help, option.env, choices, option.stacks)
+        )
+    return tuple(specs)
+
+
+OPTIONS: tuple[OptionSpec, ...] = _options()
+OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
+
+
+def canonical_choice(choices: tuple[str, ...], value: str) -> str:
+    """The choice spelled as declared (choices are case-insensitive), else ``value``."""
+    lowered = value.strip().lower()
+    return next((c for c in choices if c.lower() == lowered), value)
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        flag = OPTIONS_BY_NAME[loc].cli_flag if loc in OPTIONS_BY_NAME else loc or "settings"
-        parts.append(f"{flag}: {err['msg']}")
-    return "invalid eng5 settings: " + "; ".join(parts)
+        where = OPTIONS_BY_NAME[loc].where() if loc in OPTIONS_BY_NAME else loc or "settings"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return parts
 
 
-def options_markdown_table() -> str:
-    """The options table of the README (a test keeps the README in step with this)."""
-    rows = ["| CLI | ini | env | default | meaning |", "|---|---|---|---|---|"]
-    for spec in OPTIONS:
-        default = "" if spec.default is None else f"`{spec.default}`"
-        if spec.name == "assets":
-            default = "bundled sample set"
-        choices = " (" + " \\| ".join(spec.choices) + ")" if spec.choices else ""
-        env = ", ".join(f"`{name}`" for name in spec.env)
-        rows.append(
-            f"| `{spec.cli_flag}` | `{spec.ini_key}` | {env} | {default} | {spec.help}{choices} |"
-        )
-    return "\n".join(rows) + "\n"
+def _describe_validation_error(exc: ValidationError) -> str:
+    return "invalid eng5 settings: " + "; ".join(validation_problems(exc))

@@ -22,7 +22,7 @@ from pathlib import Path
 from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID
-from pytest_eng5.settings import resolve_settings
+from pytest_eng5.settings_sources import resolve_settings
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_eng5.errors import CapacityError
+from pytest_eng5.settings import SettingsError
 
 pytestmark = pytest.mark.eng5_scenario("R1")
 
@@ -18,10 +19,23 @@ def test_max_comparisons_of_one_fails_with_the_fix(
     eng5_runner_factory, eng5_stack, request_watch, sample
 ) -> None:
     uploads = eng5_stack.content_uploads()
-    runner = eng5_runner_factory(**{**sample, "max_comparisons": 1})
+    with pytest.raises(SettingsError) as info:
+        eng5_runner_factory(**{**sample, "max_comparisons": 1})
+    assert "--eng5-max-comparisons" in str(info.value)
+    assert "set it to at least 2" in str(info.value)
+    assert_nothing_happened(eng5_stack, request_watch, uploads)
+
+
+def test_budget_that_cannot_connect_the_essays_fails_before_upload(
+    eng5_runner_factory, eng5_stack, request_watch, sample
+) -> None:
+    uploads = eng5_stack.content_uploads()
+    runner = eng5_runner_factory(**{**sample, "max_comparisons": 20})
     with pytest.raises(CapacityError) as info:
         runner.execute()
-    assert "set max comparisons to at least 2" in str(info.value)
+    assert "a budget of 20 comparisons cannot connect 36 essays" in str(info.value)
+    assert "24 students + 12 anchors" in str(info.value)
+    assert "--eng5-max-comparisons to at least 35" in info.value.next_step
     assert_nothing_happened(eng5_stack, request_watch, uploads)
 
 

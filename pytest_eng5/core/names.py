@@ -23,3 +23,6 @@ RUNNER_FALLBACK_GRADE_SCALE: Final = "eng5_np_legacy_9_step"
 #: The runner modes as the CJ preflight names them (they decide what a missing assignment means).
 PreflightMode = Literal["plan", "dry-run", "execute", "anchor-align-test", "register-anchors"]
 PREFLIGHT_MODES: Final[tuple[str, ...]] = get_args(PreflightMode)
+
+#: HuleEdu's MAX_PAIRWISE_COMPARISONS: CJ's own cap on the comparisons of one batch
+MAX_PAIRWISE_COMPARISONS: Final = 120

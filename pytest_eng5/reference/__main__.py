@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import uvicorn
 from starlette.applications import Starlette
 
+from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.redact import RedactingFilter, register_secret
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
@@ -29,7 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     def http_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, required=True)
-        p.add_argument("--dsn", required=True, help="PostgreSQL DSN")
+        p.add_argument(
+            "--dsn",
+            default=os.environ.get(REFERENCE_DSN_ENV),
+            help=f"PostgreSQL DSN (default: env {REFERENCE_DSN_ENV}, kept off the command line)",
+        )
         p.add_argument(
             "--http-date-timestamps",
             action="store_true",
@@ -72,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "cj-worker":
         worker = importlib.import_module("pytest_eng5.reference.worker_main")
         return int(worker.main(argv[1:]) or 0)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.dsn:
+        parser.error(f"--dsn or env {REFERENCE_DSN_ENV} is required")
     _configure_logging(args.log_level)
     register_secret(args.dsn)  # may carry a password
     if args.service == "content":

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
+from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import RedactingFilter, register_secret
 from pytest_eng5.reference.worker import CJWorker, WorkerSettings
@@ -40,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reference CJ worker: HuleEdu's CJ Kafka flow plus the LLM Provider's judge.",
     )
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers HOST:PORT")
-    parser.add_argument("--dsn", required=True, help="PostgreSQL DSN of the reference database")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get(REFERENCE_DSN_ENV),
+        help=f"PostgreSQL DSN of the reference database (default: env {REFERENCE_DSN_ENV})",
+    )
     parser.add_argument(
         "--content-url", required=True, help="Content Service base, e.g. http://h:p/v1/content"
     )
@@ -144,7 +150,10 @@ async def _serve(settings: WorkerSettings, health_port: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM/SIGINT; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.dsn:
+        parser.error(f"--dsn or env {REFERENCE_DSN_ENV} is required")
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

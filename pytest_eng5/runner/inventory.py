@@ -146,7 +146,13 @@ def _essay_files(folder: Path) -> list[Path]:
 
 
 def load_essay(path: Path, role: Role, grade: str | None = None) -> EssayFile:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError(
+            f"{path.name} cannot be read ({exc.strerror or exc})",
+            next_step=f"check the file's permissions, or remove {path}",
+        ) from None
     text = extract_text(path, raw)
     if not text.strip():
         raise InventoryError(
@@ -237,6 +243,34 @@ def _read_anchors_csv(path: Path) -> tuple[dict[str, str], dict[str, str]]:
         if anchor_id:
             ids[file_name.strip()] = anchor_id.strip()
     return grades, ids
+
+
+def asset_folder_problems(root: Path) -> list[str]:
+    """Every problem of an asset folder that needs no network, one line each (empty: fine).
+
+    The folder must exist and hold ``student_essays/``; every essay file (students and
+    anchors) must be of a supported type, readable, decodable and not empty.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [f"asset folder {root} does not exist"]
+    if not (root / STUDENT_DIR).is_dir():
+        return [f"asset folder {root} has no {STUDENT_DIR}/ folder"]
+    problems: list[str] = []
+    for folder in (root / ANCHOR_DIR, root / STUDENT_DIR):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_dir() or path.name.startswith(("~$", ".")):
+                continue  # a broken link is reported below, not skipped
+            where = f"{folder.name}/{path.name}"
+            try:
+                load_essay(path, "student")
+            except InventoryError as exc:
+                problems.append(f"{where}: {exc.message.removeprefix(path.name).lstrip(': ')}")
+    if not problems and not _essay_files(root / STUDENT_DIR):
+        problems.append(f"{root / STUDENT_DIR} holds no essays ({', '.join(SUPPORTED_SUFFIXES)})")
+    return problems
 
 
 def collect_inventory(

@@ -338,6 +338,7 @@ class Eng5Runner:
             anchor_count=anchors,
             student_count=students,
             max_comparisons=self.settings.max_comparisons,
+            cj_cap=self.settings.cj_max_comparisons,
         )
         result.capacity = report
         if report.warning:

@@ -268,7 +268,7 @@ class ManagedProcess:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("ab")
-        self._log.write(f"=== {name}: {' '.join(self.argv)}\n".encode())
+        self._log.write(redact(f"=== {name}: {' '.join(self.argv)}\n").encode())
         self._log.flush()
         self.log_offset = self._log.tell()
         self._stopped = False

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port
 from pytest_eng5.stack.process import ManagedProcess
@@ -61,9 +62,15 @@ def start_reference_services(
     timeout: float,
     judge: str = "text_features",
     judge_seed: int = 0,
+    max_pairwise_comparisons: int = 120,
 ) -> ReferenceServices:
     """Start Content Service, CJ API and CJ worker; stop what started if one fails."""
-    env = {**os.environ, "JWT_SECRET_KEY": jwt_secret, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "JWT_SECRET_KEY": jwt_secret,
+        REFERENCE_DSN_ENV: postgres_dsn,
+        "PYTHONUNBUFFERED": "1",
+    }
     content_port, cj_port, worker_port = free_port(), free_port(), free_port()
     content_base = f"http://{HOST}:{content_port}"
     content_url = f"{content_base}/v1/content"
@@ -73,8 +80,6 @@ def start_reference_services(
         "cj-worker",
         "--bootstrap",
         kafka.bootstrap,
-        "--dsn",
-        postgres_dsn,
         "--content-url",
         content_url,
         "--health-port",
@@ -83,13 +88,15 @@ def start_reference_services(
         judge,
         "--judge-seed",
         str(judge_seed),
+        "--max-pairwise-comparisons",
+        str(max_pairwise_comparisons),
     ]
     if kafka.idempotence:
         worker_args.append("--idempotent-producer")
     plan = [
         (
             "content-service",
-            ["content", "--host", HOST, "--port", str(content_port), "--dsn", postgres_dsn],
+            ["content", "--host", HOST, "--port", str(content_port)],
             f"{content_base}/healthz",
         ),
         (
@@ -100,8 +107,6 @@ def start_reference_services(
                 HOST,
                 "--port",
                 str(cj_port),
-                "--dsn",
-                postgres_dsn,
                 "--content-url",
                 content_url,
             ],

@@ -126,7 +126,7 @@ def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackC
         kafka_bootstrap=settings.kafka_bootstrap,
         kafka_security=security,
         kafka_idempotence=idempotence,
-        postgres_dsn=settings.postgres_dsn,
+        postgres_dsn=settings.dsn(),
         kafka_image=settings.kafka_image,
         postgres_image=settings.postgres_image,
     )
@@ -164,6 +164,7 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
             timeout=settings.start_timeout,
             judge=settings.judge,
             judge_seed=settings.judge_seed,
+            max_pairwise_comparisons=settings.cj_max_comparisons,
         )
         try:
             yield StackContext(
@@ -204,7 +205,7 @@ def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> S
     config = stack_config(settings, workdir, log_dir)
     kafka = external_kafka(config)
     # The CJ database is optional on an external stack: only R5 extraction reads it.
-    dsn = settings.postgres_dsn or dsn_from_env(os.environ)
+    dsn = settings.dsn() or dsn_from_env(os.environ)
     if dsn:
         external_postgres(dataclasses.replace(config, postgres_dsn=dsn))
     return StackContext(

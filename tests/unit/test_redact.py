@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import jwt
 import pytest
+from pydantic import SecretStr
 
 from pytest_eng5.redact import MASK, RedactingFilter, redact, register_secret
+from pytest_eng5.runner.evidence import EvidenceFolder
+from pytest_eng5.runner.identity import BatchIdentity
+from tests.conftest import guest_request
 
 
 def test_registered_secret_is_masked() -> None:
@@ -44,3 +49,40 @@ def test_logging_filter_masks_the_formatted_message(caplog: pytest.LogCaptureFix
         logger.info("connecting with %s", "logged-secret-3")
     assert "logged-secret-3" not in caplog.text
     assert MASK in caplog.text
+
+
+@pytest.fixture
+def only_secret_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weak secret ``test`` registered in a registry of its own (restored afterwards)."""
+    monkeypatch.setattr("pytest_eng5.redact._secrets", set())
+    register_secret(SecretStr("test"))
+
+
+@pytest.mark.usefixtures("only_secret_test")
+def test_a_secret_inside_a_longer_word_is_left_alone() -> None:
+    assert redact("pulled image latest, contest, test-run, tested") == (
+        "pulled image latest, contest, test-run, tested"
+    )
+    assert redact("postgresql://cj:test@db:5432/cj") == f"postgresql://cj:{MASK}@db:5432/cj"
+    assert redact('{"password": "test"}') == f'{{"password": "{MASK}"}}'
+
+
+@pytest.mark.usefixtures("only_secret_test")
+def test_evidence_keeps_words_that_contain_a_secret(tmp_path: Path) -> None:
+    identity = BatchIdentity.new("latest-essays")
+    with EvidenceFolder(tmp_path, identity) as evidence:
+        evidence.write_request(guest_request(identity, "latest_essay"))
+        evidence.append_event(
+            "callback",
+            {"note": "latest", "essay": "latest_essay"},
+            topic="t",
+            partition=0,
+            offset=1,
+        )
+        evidence.log.info("run started", extra={"batch_label": identity.batch_label})
+    for name in ("request.json", "events.jsonl", "run.log"):
+        text = (tmp_path / identity.batch_id / name).read_text(encoding="utf-8")
+        assert "latest" in text, name
+        assert MASK not in text, name
+    artefact = redact(json.dumps({"batch_label": identity.batch_label, "tag": "latest"}))
+    assert json.loads(artefact) == {"batch_label": "latest-essays", "tag": "latest"}

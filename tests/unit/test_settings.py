@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_eng5.sample_data import SAMPLE_ASSETS
-from pytest_eng5.settings import OPTIONS, SettingsError, resolve_settings
+from pytest_eng5.settings import OPTIONS, SettingsError
+from pytest_eng5.settings_sources import resolve_settings
 
 
 def test_defaults() -> None:
@@ -20,10 +21,11 @@ def test_defaults() -> None:
 
 def test_precedence_cli_env_ini_default() -> None:
     env = {"CJ_SERVICE_URL": "http://env:1"}
-    assert resolve_settings({}, {}, {}).cj_url is None
-    assert resolve_settings({}, {"cj_url": "http://ini:1"}, {}).cj_url == "http://ini:1"
-    assert resolve_settings({}, {"cj_url": "http://ini:1"}, env).cj_url == "http://env:1"
-    cli = {"cj_url": "http://cli:1"}
+    ext = {"stack": "external"}
+    assert resolve_settings(ext, {}, {}).cj_url is None
+    assert resolve_settings(ext, {"cj_url": "http://ini:1"}, {}).cj_url == "http://ini:1"
+    assert resolve_settings(ext, {"cj_url": "http://ini:1"}, env).cj_url == "http://env:1"
+    cli = {**ext, "cj_url": "http://cli:1"}
     assert resolve_settings(cli, {"cj_url": "http://ini:1"}, env).cj_url == "http://cli:1"
 
 
