@@ -15,6 +15,7 @@ from pytest_eng5.redact import redact
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings
+from pytest_eng5.stash import get_settings
 from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
@@ -188,8 +189,6 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
     Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then
     ``pytest_eng5_adjust_settings`` hooks, then the factory's keyword arguments.
     """
-    from pytest_eng5.plugin import get_settings
-
     config = request.config
     node = request.node
 

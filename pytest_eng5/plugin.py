@@ -14,11 +14,15 @@ import pytest
 
 from pytest_eng5 import hookspecs
 from pytest_eng5.errors import Eng5Error
+from pytest_eng5.fixtures import (
+    eng5_runner,
+    eng5_runner_factory,
+    eng5_sample_assignment,
+    marker_overrides,
+)
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
-
-SETTINGS_KEY = pytest.StashKey[Eng5Settings]()
-RUNS_KEY = pytest.StashKey[list[dict[str, str]]]()
+from pytest_eng5.stash import RUNS_KEY, SETTINGS_KEY, get_settings
 
 MARKERS = (
     "eng5_execute: a real end-to-end ENG5 run on the configured stack (the main job; "
@@ -151,11 +155,6 @@ class RunReporter:
             terminalreporter.write_line(line)
 
 
-def get_settings(config: pytest.Config) -> Eng5Settings:
-    """The session's resolved settings."""
-    return config.stash[SETTINGS_KEY]
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
@@ -181,8 +180,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def check_run_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``eng5_run`` markers are validated like the CLI, before any stack starts."""
-    from pytest_eng5.fixtures import marker_overrides
-
     settings = config.stash.get(SETTINGS_KEY, None)
     problems = []
     for item in items:
@@ -232,12 +229,6 @@ def eng5_stack(
             pytest.skip(f"eng5 external stack unavailable: {exc}")
         raise
 
-
-from pytest_eng5.fixtures import (  # noqa: E402  (fixtures need the names above)
-    eng5_runner,
-    eng5_runner_factory,
-    eng5_sample_assignment,
-)
 
 __all__ = [
     "RUNS_KEY",

@@ -1,20 +1,25 @@
 """Bradley–Terry scoring and the continuation decision of the reference CJ worker (§E.9, §E.10).
 
-Scores: :func:`pytest_eng5.runner.stats.fit_bradley_terry` with alpha 0.01, mean-centred
-abilities, Fisher SEs capped at 2.0; only successful comparisons count. The decision after a
-wave follows HuleEdu's ``workflow_decision``, with one addition that removes the stall hazard:
-when the pair planner has nothing left to ask (coverage and the allowed resampling passes are
-done) that counts as a cap, so the batch finalises instead of waiting for a monitor sweep.
+Scores as HuleEdu's CJ service computes them, written here on purpose rather than shared with the
+runner's statistics (the verifier must not agree with the fake by construction):
+``choix.ilsr_pairwise(n, data, alpha=0.01)`` over every essay of the batch, mean-centred; SEs from
+the Fisher information with one reference item (the last anchor, else the last essay) fixed at
+SE 0, the rest from the pseudo-inverse of the reduced matrix, capped at 2.0. Only successful
+comparisons count. The decision after a wave follows HuleEdu's ``workflow_decision``, with one
+addition that removes the stall hazard: when the pair planner has nothing left to ask (coverage
+and the allowed resampling passes are done) that counts as a cap, so the batch finalises instead
+of waiting for a monitor sweep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from pytest_eng5.runner.stats import BTFit, Comparison, fit_bradley_terry
+import numpy as np
+from numpy.typing import NDArray
 
 BT_ALPHA: Final = 0.01
 SE_CAP: Final = 2.0
@@ -23,12 +28,78 @@ SCORE_STABILITY_THRESHOLD: Final = 0.025
 MIN_SUCCESS_RATE_THRESHOLD: Final = 0.8
 
 
-def fit_scores(essay_ids: Sequence[str], outcomes: Sequence[tuple[str, str]]) -> BTFit | None:
-    """BT fit over ``essay_ids`` from ``(winner, loser)`` outcomes; None without any outcome."""
+@dataclass(frozen=True)
+class BTScores:
+    """Scores of one batch: mean-centred abilities and SEs per essay id."""
+
+    theta: Mapping[str, float]
+    se: Mapping[str, float]
+    reference_id: str
+    #: connected groups among the compared essays (1 = one scale)
+    n_components: int
+
+
+def fit_scores(
+    essay_ids: Sequence[str],
+    outcomes: Sequence[tuple[str, str]],
+    anchor_ids: Collection[str] = (),
+) -> BTScores | None:
+    """BT scores over ``essay_ids`` from ``(winner, loser)`` outcomes; None without any outcome."""
     if not outcomes:
         return None
-    comparisons = [Comparison(winner=w, loser=lo) for w, lo in outcomes]
-    return fit_bradley_terry(list(essay_ids), comparisons, alpha=BT_ALPHA, se_cap=SE_CAP)
+    import choix  # imports scipy.stats: only when a batch is scored
+
+    index = {essay_id: i for i, essay_id in enumerate(essay_ids)}
+    pairs = [(index[winner], index[loser]) for winner, loser in outcomes]
+    raw = np.asarray(choix.ilsr_pairwise(len(index), pairs, alpha=BT_ALPHA), dtype=float)
+    theta = raw - raw.mean()
+    anchors = [i for essay_id, i in index.items() if essay_id in anchor_ids]
+    reference = anchors[-1] if anchors else len(index) - 1
+    se = _standard_errors(theta, pairs, reference)
+    return BTScores(
+        theta={essay_id: float(theta[i]) for essay_id, i in index.items()},
+        se={essay_id: float(se[i]) for essay_id, i in index.items()},
+        reference_id=essay_ids[reference],
+        n_components=_components(pairs),
+    )
+
+
+def _standard_errors(
+    theta: NDArray[np.float64], pairs: Sequence[tuple[int, int]], reference: int
+) -> NDArray[np.float64]:
+    """SEs from the Fisher information with ``reference`` held fixed (SE 0), capped at SE_CAP."""
+    n = theta.size
+    information = np.zeros((n, n))
+    for winner, loser in pairs:
+        p = 1.0 / (1.0 + np.exp(theta[loser] - theta[winner]))
+        weight = p * (1.0 - p)
+        information[winner, winner] += weight
+        information[loser, loser] += weight
+        information[winner, loser] -= weight
+        information[loser, winner] -= weight
+    # An essay without a comparison carries no information: it gets the cap, not pinv's 0.
+    se = np.where(np.diag(information) > 0.0, 0.0, SE_CAP)
+    free = [i for i in range(n) if i != reference and information[i, i] > 0.0]
+    if free:
+        covariance = np.linalg.pinv(information[np.ix_(free, free)])
+        se[free] = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    return np.minimum(se, SE_CAP)
+
+
+def _components(pairs: Sequence[tuple[int, int]]) -> int:
+    """How many connected groups the compared essays form."""
+    parent: dict[int, int] = {}
+
+    def root(item: int) -> int:
+        parent.setdefault(item, item)
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for winner, loser in pairs:
+        parent[root(winner)] = root(loser)
+    return len({root(item) for item in parent})
 
 
 def max_score_change(previous: Mapping[str, float], current: Mapping[str, float]) -> float | None:

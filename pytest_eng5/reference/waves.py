@@ -140,7 +140,9 @@ async def rescore(pool: Pool, cj_batch_id: int, iteration: int) -> dict[str, flo
     """Refit BT, store scores/SEs/counts on the essays and in state metadata."""
     essays = await load_essays(pool, cj_batch_id)
     outcomes = await load_outcomes(pool, cj_batch_id)
-    fit = fit_scores([e.essay_id for e in essays], outcomes)
+    fit = fit_scores(
+        [e.essay_id for e in essays], outcomes, {e.essay_id for e in essays if e.is_anchor}
+    )
     counts: Counter[str] = Counter()
     for winner, loser in outcomes:
         counts[winner] += 1
