@@ -213,6 +213,14 @@ class Eng5Settings(BaseModel):
     min_n_cr: Annotated[
         float | None, Field(ge=0.0), Option("fail a run with fewer comparisons per essay")
     ] = None
+    max_position_bias: Annotated[
+        float | None,
+        Field(ge=0.0, le=0.5),
+        Option(
+            "fail a run whose share of comparisons won by the first-presented essay is "
+            "further than this from 0.5 (0.1: outside 0.4-0.6)"
+        ),
+    ] = None
 
     @field_validator("*", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Quality gates: a run below a configured SSR / N_CR / tau-b fails with value and threshold."""
+"""Quality gates: a run below a configured SSR / N_CR / tau-b, or with a position bias beyond
+the configured limit, fails with the value and the threshold."""
 
 from __future__ import annotations
 
@@ -36,3 +37,29 @@ def test_tau_b_gate_on_anchor_alignment(eng5_runner_factory) -> None:
     with pytest.raises(GateError, match=r"Kendall tau-b 0\.\d{3} is below the gate 0\.999"):
         runner.anchor_align()
     assert (runner.last_result.evidence_dir / "alignment.md").is_file()
+
+
+def test_position_bias_gate_catches_a_judge_that_prefers_the_first_essay(
+    eng5_runner_factory, sample, own_cache
+) -> None:
+    # The reference provider's "first-bias" mock model adds a logit of 0.8 for essay A: about
+    # 0.62 of the wins go to essay A on the sample set (SD of the share ≈ 0.035 at 200).
+    settings = {**sample, **own_cache, "max_comparisons": 200, "max_position_bias": 0.02}
+    runner = eng5_runner_factory(**settings, llm_model="eng5-text-features-first-bias")
+    with pytest.raises(GateError, match="first-presented essay won") as info:
+        runner.execute()
+    statistics = runner.last_result.statistics
+    assert statistics["position_bias"] > 0.52
+    assert statistics["position_bias_ci_low"] < statistics["position_bias"]
+    assert f"won {statistics['position_bias']:.3f} of the comparisons" in str(info.value)
+
+
+def test_position_bias_is_recorded_and_a_loose_gate_passes(
+    eng5_runner_factory, sample, own_cache
+) -> None:
+    settings = {**sample, **own_cache, "max_comparisons": 60, "max_position_bias": 0.5}
+    result = eng5_runner_factory(**settings).execute()
+    position = result.statistics["position"]
+    assert position["n"] == result.comparisons - result.failed_comparisons
+    assert position["ci_low"] <= position["share"] <= position["ci_high"]
+    assert dict(result.properties())["eng5_position_bias"] == str(position["share"])

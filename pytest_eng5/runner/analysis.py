@@ -123,6 +123,7 @@ def check_gates(
     batch_uuid: str,
 ) -> None:
     """Raise :class:`GateError` for the first configured gate the run misses."""
+    check_position_bias(settings.max_position_bias, statistics, batch_uuid)
     checks = (
         ("SSR", settings.min_ssr, statistics.get("ssr")),
         ("N_CR", settings.min_n_cr, statistics.get("n_cr")),
@@ -143,6 +144,30 @@ def check_gates(
                 next_step="collect more comparisons (raise max comparisons), or review "
                 "the judge/prompt; the evidence folder has the details",
             )
+
+
+def check_position_bias(
+    limit: float | None, statistics: Mapping[str, Any], batch_uuid: str
+) -> None:
+    """The position-bias gate: |share won by the first-presented essay − 0.5| ≤ ``limit``."""
+    if limit is None:
+        return
+    share = statistics.get("position_bias")
+    if share is None:
+        raise GateError(
+            f"position bias could not be computed for batch {batch_uuid} (no comparison "
+            f"said which essay was presented first), so the gate {limit:.3f} is not met",
+            next_step="collect comparisons whose callbacks carry essay_a_id/essay_b_id, "
+            "or drop --eng5-max-position-bias",
+        )
+    if abs(float(share) - 0.5) > limit:
+        low, high = statistics.get("position_bias_ci_low"), statistics.get("position_bias_ci_high")
+        raise GateError(
+            f"the first-presented essay won {float(share):.3f} of the comparisons (95 % CI "
+            f"{low}-{high}), further than {limit:.3f} from 0.5 (batch {batch_uuid})",
+            next_step="the judge prefers one position: review the prompt or the model, or "
+            "randomise/swap the presentation order; the evidence folder has the details",
+        )
 
 
 def artefact_inputs(inventory: Inventory, essays: Mapping[str, EssayFile]) -> dict[str, Any]:

@@ -11,6 +11,22 @@ from pytest_eng5.redact import redact
 from pytest_eng5.runner.capacity import CapacityReport
 from pytest_eng5.runner.identity import BatchIdentity
 
+#: Run statistics copied into JUnit properties as ``eng5_<key>``.
+STATISTICS_PROPERTIES = (
+    "ssr",
+    "ssr_ci_low",
+    "ssr_ci_high",
+    "split_half_spearman_brown",
+    "n_cr",
+    "mean_se",
+    "position_bias",
+    "position_bias_ci_low",
+    "position_bias_ci_high",
+    "misfit_judges",
+    "n_cr_more_for_ssr_0.8",
+    "n_cr_more_for_ssr_0.9",
+)
+
 OUTCOMES = (
     "planned",
     "dry-run",
@@ -87,7 +103,7 @@ class RunResult:
             ("eng5_reused", self.reused),
             ("eng5_duration_s", round(self.duration_s, 3)),
         ]
-        for key in ("ssr", "split_half_spearman_brown", "n_cr", "mean_se"):
+        for key in STATISTICS_PROPERTIES:
             if key in self.statistics:
                 props.append((f"eng5_{key}", self.statistics[key]))
         if "tau_b" in self.alignment:

@@ -38,21 +38,6 @@ CJ_SCORES_NOTE: Final = (
     "bt_summary holds the CJ service's own scores (alpha-regularised I-LSR); every "
     "statistic here comes from the harness's fit named in `fit`"
 )
-#: Statistics copied into JUnit properties (``eng5_<key>``).
-JUNIT_KEYS: Final = (
-    "ssr",
-    "ssr_ci_low",
-    "ssr_ci_high",
-    "split_half_spearman_brown",
-    "n_cr",
-    "mean_se",
-    "position_bias",
-    "position_bias_ci_low",
-    "position_bias_ci_high",
-    "misfit_judges",
-    "n_cr_more_for_ssr_0.8",
-    "n_cr_more_for_ssr_0.9",
-)
 
 
 def _rounded(value: float, digits: int) -> float | None:

@@ -17,7 +17,8 @@ from pytest_eng5.runner.diagnostics import (
     position_bias,
     ssr_interval,
 )
-from pytest_eng5.runner.run_statistics import JUNIT_KEYS, summarize
+from pytest_eng5.runner.results import STATISTICS_PROPERTIES
+from pytest_eng5.runner.run_statistics import summarize
 from pytest_eng5.runner.stats import spearman_brown
 
 
@@ -99,7 +100,7 @@ def test_summarize_is_json_ready_and_names_its_fit() -> None:
     assert data["position_bias_ci_low"] <= 0.5 <= data["position_bias_ci_high"]
     assert data["comparisons_needed"]["method"] == NEEDS_METHOD
     assert set(data["scores"]) == set(ids)
-    assert set(JUNIT_KEYS) <= set(data)
+    assert set(STATISTICS_PROPERTIES) <= set(data)
 
 
 def test_summarize_without_comparisons_gives_none_not_nan() -> None:
@@ -111,3 +112,17 @@ def test_summarize_without_comparisons_gives_none_not_nan() -> None:
     assert data["ssr_ci"] is None
     assert data["position"] is None
     assert data["n_cr_more_for_ssr_0.8"] is None
+
+
+def test_position_bias_gate() -> None:
+    from pytest_eng5.errors import GateError
+    from pytest_eng5.runner.analysis import check_position_bias
+
+    biased = {"position_bias": 0.62, "position_bias_ci_low": 0.55, "position_bias_ci_high": 0.69}
+    check_position_bias(None, biased, "b-1")  # no gate configured
+    check_position_bias(0.15, biased, "b-1")  # within the limit
+    with pytest.raises(GateError, match=r"won 0\.620 .*0\.55-0\.69.*further than 0\.100") as info:
+        check_position_bias(0.1, biased, "b-1")
+    assert info.value.next_step
+    with pytest.raises(GateError, match="could not be computed"):
+        check_position_bias(0.1, {"position_bias": None}, "b-1")
