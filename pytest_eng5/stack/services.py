@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from pytest_eng5.core.process import REFERENCE_DSN_ENV
+from pytest_eng5.core.process import REFERENCE_DSN_ENV, REFERENCE_FAULTS_DSN_ENV
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port
 from pytest_eng5.stack.process import ManagedProcess
@@ -58,6 +58,7 @@ def start_reference_services(
     kafka: KafkaEndpoint,
     postgres_dsn: str,
     jwt_secret: str,
+    content_dsn: str | None = None,
     log_dir: Path,
     timeout: float,
     judge: str = "text_features",
@@ -71,6 +72,13 @@ def start_reference_services(
         REFERENCE_DSN_ENV: postgres_dsn,
         "PYTHONUNBUFFERED": "1",
     }
+    # The Content Service keeps its blobs in its own database when there is one, and its
+    # fault knobs with everyone else's in the CJ database.
+    content_env = (
+        {**env, REFERENCE_DSN_ENV: content_dsn, REFERENCE_FAULTS_DSN_ENV: postgres_dsn}
+        if content_dsn
+        else env
+    )
     content_port, cj_port, worker_port = free_port(), free_port(), free_port()
     content_base = f"http://{HOST}:{content_port}"
     content_url = f"{content_base}/v1/content"
@@ -119,7 +127,9 @@ def start_reference_services(
     started: list[ManagedProcess] = []
     try:
         for name, args, _ in plan:
-            started.append(_launch(name, args, log_dir, env))
+            started.append(
+                _launch(name, args, log_dir, content_env if name == "content-service" else env)
+            )
         for process, (name, _, health_url) in zip(started, plan, strict=True):
             process.wait_ready(
                 lambda url=health_url: _healthz(url),  # type: ignore[misc]

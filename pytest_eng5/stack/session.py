@@ -26,6 +26,7 @@ from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stack.config import KafkaSecurity, StackConfig
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
+from pytest_eng5.stack.postgres import CJ_DATABASE, CONTENT_DATABASE, HuleeduDatabases
 from pytest_eng5.stack.services import ReferenceServices, start_reference_services
 
 
@@ -43,6 +44,18 @@ class StackContext:
     infrastructure: Infrastructure | None = None
     services: ReferenceServices | None = None
     pids: list[int] = field(default_factory=list)
+    #: TCP access to HuleEdu's databases on the embedded PostgreSQL (None elsewhere)
+    databases: HuleeduDatabases | None = None
+
+    def huleedu_facts(self) -> dict[str, str]:
+        """``HULEEDU_DB_*`` and the TCP DSNs of both databases, for HuleEdu's own tools."""
+        if self.databases is None:
+            return {}
+        return {
+            **self.databases.env(),
+            "HULEEDU_CJ_DB_DSN": self.databases.dsn(CJ_DATABASE),
+            "HULEEDU_CONTENT_DB_DSN": self.databases.dsn(CONTENT_DATABASE),
+        }
 
     @property
     def is_reference(self) -> bool:
@@ -159,6 +172,7 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
         services = start_reference_services(
             kafka=infra.kafka,
             postgres_dsn=infra.postgres.dsn,
+            content_dsn=infra.postgres.content_dsn,
             jwt_secret=jwt_secret,
             log_dir=log_dir,
             timeout=settings.start_timeout,
@@ -173,11 +187,16 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
                 postgres_dsn=infra.postgres.dsn,
                 cj_url=services.cj_url,
                 content_url=services.content_url,
-                env={"JWT_SECRET_KEY": jwt_secret, "ENVIRONMENT": "development"},
+                env={
+                    "JWT_SECRET_KEY": jwt_secret,
+                    "ENVIRONMENT": "development",
+                    **infra.postgres.huleedu_env(),
+                },
                 log_dir=log_dir,
                 infrastructure=infra,
                 services=services,
                 pids=[*infra.pids, *(p.pid for p in services.processes)],
+                databases=infra.postgres.tcp,
             )
         finally:
             services.stop()

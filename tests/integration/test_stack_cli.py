@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
+
+HULEEDU_DB_FACTS = {
+    "HULEEDU_DB_HOST",
+    "HULEEDU_DB_PORT",
+    "HULEEDU_CJ_DB_PORT",
+    "HULEEDU_DB_USER",
+    "HULEEDU_DB_PASSWORD",
+    "HULEEDU_CJ_DB_DSN",
+    "HULEEDU_CONTENT_DB_DSN",
+}
 
 
 def test_stack_cli_seeds_and_prints_the_facts(stack_cli: dict[str, str]) -> None:
@@ -16,6 +32,7 @@ def test_stack_cli_seeds_and_prints_the_facts(stack_cli: dict[str, str]) -> None
         "jwt_secret",
         "assignment_id",
         "evidence_dir",
+        *HULEEDU_DB_FACTS,
     }
     summary = httpx.get(
         f"{stack_cli['cj_url']}/admin/v1/anchors/assignment/{stack_cli['assignment_id']}",
@@ -25,3 +42,74 @@ def test_stack_cli_seeds_and_prints_the_facts(stack_cli: dict[str, str]) -> None
     assert httpx.get(f"{stack_cli['cj_url']}/healthz", timeout=5).status_code == 200
     logs = {p.name for p in (Path(stack_cli["evidence_dir"]) / "stack-logs").rglob("*.log")}
     assert {"tansu.log", "cj-worker.log", "cj-api.log", "content-service.log"} <= logs
+    # The printed HuleEdu database facts work over TCP with a password, as HuleEdu's DB
+    # extraction uses them, and reach the CJ database the seeding just wrote to.
+    assert asyncio.run(seeded_instructions_over_tcp(stack_cli)) >= 1
+    assert asyncio.run(content_database_over_tcp(stack_cli)) == "huleedu_content"
+    assert asyncio.run(wrong_password_is_refused(stack_cli))
+
+
+async def seeded_instructions_over_tcp(facts: dict[str, str]) -> int:
+    assert facts["HULEEDU_DB_HOST"] == "127.0.0.1"
+    connection = await asyncpg.connect(
+        host=facts["HULEEDU_DB_HOST"],
+        port=int(facts["HULEEDU_DB_PORT"]),
+        user=facts["HULEEDU_DB_USER"],
+        password=facts["HULEEDU_DB_PASSWORD"],
+        database="huleedu_cj_assessment",
+        timeout=10,
+    )
+    try:
+        assert await connection.fetchval("SELECT current_database()") == "huleedu_cj_assessment"
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM assessment_instructions WHERE assignment_id = $1",
+            facts["assignment_id"],
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+async def content_database_over_tcp(facts: dict[str, str]) -> str:
+    connection = await asyncpg.connect(facts["HULEEDU_CONTENT_DB_DSN"], timeout=10)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM stored_content") > 0  # the seed
+        name: str = await connection.fetchval("SELECT current_database()")
+        return name
+    finally:
+        await connection.close()
+
+
+async def wrong_password_is_refused(facts: dict[str, str]) -> bool:
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(
+            host=facts["HULEEDU_DB_HOST"],
+            port=int(facts["HULEEDU_DB_PORT"]),
+            user=facts["HULEEDU_DB_USER"],
+            password="not-the-password",
+            database="huleedu_cj_assessment",
+            timeout=10,
+        )
+    return True
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="no psql binary on this machine")
+def test_psql_over_tcp_reaches_the_cj_database(stack_cli: dict[str, str]) -> None:
+    env = {
+        **os.environ,
+        "PGHOST": stack_cli["HULEEDU_DB_HOST"],
+        "PGPORT": stack_cli["HULEEDU_DB_PORT"],
+        "PGUSER": stack_cli["HULEEDU_DB_USER"],
+        "PGPASSWORD": stack_cli["HULEEDU_DB_PASSWORD"],
+        "PGCONNECT_TIMEOUT": "10",
+    }
+    done = subprocess.run(
+        ["psql", "-d", "huleedu_cj_assessment", "-tAc", "SELECT current_database(), current_user"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "huleedu_cj_assessment|huleedu_user"

@@ -14,6 +14,7 @@ import pytest
 from pytest_eng5.contracts.content import ContentErrorBody, ContentUploadResponse
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.db import apply_schema, create_pool
+from pytest_eng5.stack.postgres import CJ_DATABASE
 
 HTTP_DATE = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$")
 
@@ -270,7 +271,7 @@ def test_apply_schema_is_idempotent_under_concurrent_starts(
 ) -> None:
     name = f"schema_{uuid.uuid4().hex[:12]}"
     db_rows(f"CREATE DATABASE {name}", script=True)
-    fresh_dsn = pg_dsn.replace("/postgres?", f"/{name}?", 1)
+    fresh_dsn = pg_dsn.replace(f"/{CJ_DATABASE}?", f"/{name}?", 1)
     assert fresh_dsn != pg_dsn
 
     async def start_many(count: int) -> set[str]:
