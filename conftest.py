@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 # The runner's maths (numpy, scipy) load here, once: pytester's in-process runs drop the modules
 # first imported inside them, and numpy cannot be imported a second time in one process. The
 # stack no longer pulls the runner in, so nothing else loads them before the first such run.
@@ -29,3 +31,18 @@ def pytest_ignore_collect(collection_path, config):  # type: ignore[no-untyped-d
     if config.getoption("markexpr") == "eng5_execute" and TESTS_DIR in collection_path.parents:
         return True
     return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_evidence_under_tmp(pytestconfig, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The suite's own runs keep their evidence under pytest's temporary directory, so that
+    ``./eng5-evidence`` holds only runs the user made: the main job (``-m eng5_execute``) and
+    any session given ``--eng5-evidence-dir`` / ``eng5_evidence_dir`` write where they say."""
+    from pytest_eng5.stash import SETTINGS_KEY
+
+    given = pytestconfig.getoption("eng5_evidence_dir") or pytestconfig.getini("eng5_evidence_dir")
+    if pytestconfig.getoption("markexpr") == "eng5_execute" or given:
+        return
+    settings = pytestconfig.stash[SETTINGS_KEY]
+    evidence = tmp_path_factory.mktemp("eng5-evidence")
+    pytestconfig.stash[SETTINGS_KEY] = settings.merged(evidence_dir=evidence)

@@ -1,0 +1,47 @@
+"""The suite's own runs keep their evidence under pytest's temporary directory (the project's
+conftest.py), so ``./eng5-evidence`` holds only the runs a user made."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+PROJECT_CONFTEST = Path(__file__).resolve().parents[2] / "conftest.py"
+SHOW = """
+def test_show(eng5_settings, tmp_path_factory):
+    print("EVIDENCE=" + str(eng5_settings.evidence_dir))
+    print("UNDER_TMP=" + str(eng5_settings.evidence_dir.is_relative_to(
+        tmp_path_factory.getbasetemp())))
+    print("CACHE_UNDER=" + str(eng5_settings.upload_cache_path.is_relative_to(
+        eng5_settings.evidence_dir)))
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    shutil.copy(PROJECT_CONFTEST, pytester.path / "conftest.py")
+    (pytester.path / "tests").mkdir()
+    pytester.makepyfile(test_show=SHOW)
+    return pytester
+
+
+def test_the_suite_writes_evidence_under_the_temporary_directory(project) -> None:
+    result = project.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*UNDER_TMP=True*", "*CACHE_UNDER=True*"])
+    assert not (project.path / "eng5-evidence").exists()
+
+
+def test_the_main_job_writes_to_the_users_evidence_folder(project) -> None:
+    project.makepyfile(test_show="import pytest\npytestmark = pytest.mark.eng5_execute\n" + SHOW)
+    result = project.runpytest("-s", "-p", "no:cacheprovider", "-m", "eng5_execute")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*EVIDENCE=eng5-evidence*", "*UNDER_TMP=False*"])
+
+
+def test_an_explicit_evidence_folder_is_kept(project) -> None:
+    result = project.runpytest("-s", "-p", "no:cacheprovider", "--eng5-evidence-dir=mine")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*EVIDENCE=mine*", "*UNDER_TMP=False*"])
