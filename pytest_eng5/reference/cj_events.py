@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from pytest_eng5.contracts.enums import BatchStatus, ProcessingStage
+from pytest_eng5.contracts.enums import BatchStatus, ProcessingEvent, ProcessingStage
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import (
     AssessmentResultV1,
@@ -25,12 +25,18 @@ from pytest_eng5.contracts.events import (
     ResourceConsumptionV1,
     SystemProcessingMetadata,
 )
+from pytest_eng5.contracts.topics import RESULT_TOPIC
 from pytest_eng5.reference.batch_store import EssayRow, json_object
 from pytest_eng5.reference.db import Pool
 from pytest_eng5.reference.outbox import AggregateType, SendFn, relay_rows, write_outbox_row
 from pytest_eng5.reference.projection import NO_GRADE, ProjectionSummary, normalized_score
 
 SERVICE_NAME: Final = "cj_assessment_service"
+#: envelope ``event_type`` where HuleEdu's CJ does not use the topic name: its rich result
+#: carries the event's name (observed on the wire)
+EVENT_TYPES: Final[dict[str, str]] = {
+    RESULT_TOPIC: ProcessingEvent.ASSESSMENT_RESULT_PUBLISHED.value,
+}
 INITIALIZATION_FAILED: Final = "INITIALIZATION_FAILED"
 LETTER_GRADE_OK: Final = frozenset(
     f"{letter}{mod}" for letter in "ABCDEF" for mod in ("", "+", "-")
@@ -52,12 +58,14 @@ class OutboxPublisher:
         data: Any,
         correlation_id: uuid.UUID | None,
     ) -> None:
-        """Wrap ``data`` in an envelope (event type = topic), store it and relay it."""
+        """Wrap ``data`` in an envelope as HuleEdu's CJ does (event type = topic, except
+        :data:`EVENT_TYPES`; ``metadata`` an empty trace context), store it and relay it."""
         envelope = EventEnvelope(
-            event_type=topic,
+            event_type=EVENT_TYPES.get(topic, topic),
             source_service=SERVICE_NAME,
             correlation_id=correlation_id or uuid.uuid4(),
             data=data,
+            metadata={},
         )
         row_id = await write_outbox_row(
             self._pool,

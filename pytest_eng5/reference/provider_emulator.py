@@ -4,6 +4,12 @@ Every comparison CJ plans becomes a :class:`ProviderTask`; :class:`ProviderEmula
 in-process (honouring ``judge_delay_ms`` / ``judge_error_rate``) and publishes an
 ``LLMComparisonResultV1`` on the real callback topic, with the ``drop`` / ``duplicate`` /
 ``malformed`` callback faults. Fault draws are seeded per batch, pair and wave.
+
+Like HuleEdu's mock LLM Provider, a callback of an in-process judge names the provider and
+model CJ asked for (CJ's defaults: ``openai`` / ``gpt-5.1``) and a cost priced from its token
+counts; ``request_metadata`` says ``resolved_provider: "mock"`` and names the reference judge
+that really decided (``reference_judge``, a key HuleEdu's consumers ignore). A judge that
+calls a real LLM over HTTP reports its own provider, model and cost.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ from pytest_eng5.reference.judge import Judge, Judgement, JudgeRequest
 _log = logging.getLogger(__name__)
 
 LPS_SERVICE_NAME: Final = "llm_provider_service"
+MOCK_PROVIDER: Final = "mock"
+#: what CJ asks the LLM Provider for when the request overrides nothing (contracts §F)
+DEFAULT_REPORTED_PROVIDER: Final = LLMProviderType.OPENAI
+DEFAULT_REPORTED_MODEL: Final = "gpt-5.1"
+#: USD per million prompt / completion tokens, to price an emulated call (cost above 0)
+PROMPT_USD_PER_MILLION: Final = 1.25
+COMPLETION_USD_PER_MILLION: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class ProviderTask:
     judge_request: JudgeRequest
     request_metadata: dict[str, Any]
     faults: FaultConfig
+    #: ``llm_config_overrides.provider_override`` of the request, if any
+    requested_provider: str | None = None
 
     @property
     def fault_key(self) -> str:
@@ -109,8 +124,12 @@ class ProviderEmulator:
             error = judgement.error
         completed_at = _utcnow()
         elapsed_ms = max(0, int((completed_at - requested_at).total_seconds() * 1000))
-        provider = _provider_type(judgement.provider if judgement else "mock")
-        metadata.setdefault("resolved_provider", provider.value)
+        provider, model = reported_identity(task, judgement)
+        metadata.setdefault("resolved_provider", judgement.provider if judgement else MOCK_PROVIDER)
+        metadata["reference_judge"] = {
+            "name": self._judge.name,
+            "model": judgement.model if judgement else None,
+        }
         if judgement is None or error is not None or judgement.winner is None:
             result = LLMComparisonResultV1(
                 request_id=str(uuid.uuid4()),
@@ -134,12 +153,15 @@ class ProviderEmulator:
                 request_metadata=metadata,
             )
         else:
-            result = _success_result(task, judgement, metadata, requested_at, completed_at)
+            result = _success_result(
+                task, judgement, metadata, requested_at, completed_at, provider, model
+            )
         return EventEnvelope(
             event_type=CALLBACK_EVENT_TYPE,
             source_service=LPS_SERVICE_NAME,
             correlation_id=task.correlation_id,
             data=result,
+            metadata={},
         )
 
     async def _publish(self, task: ProviderTask, envelope: EventEnvelope) -> None:
@@ -158,11 +180,34 @@ class ProviderEmulator:
             await self._producer.send_and_wait(CALLBACK_TOPIC, value=value)
 
 
-def _provider_type(name: str) -> LLMProviderType:
+def _provider_type(name: str | None) -> LLMProviderType | None:
     try:
-        return LLMProviderType(name)
+        return LLMProviderType(str(name).lower()) if name else None
     except ValueError:
-        return LLMProviderType.MOCK
+        return None
+
+
+def reported_identity(
+    task: ProviderTask, judgement: Judgement | None
+) -> tuple[LLMProviderType, str]:
+    """The provider and model the callback names (see the module docstring)."""
+    if judgement is not None and judgement.provider != MOCK_PROVIDER:
+        return _provider_type(judgement.provider) or LLMProviderType.MOCK, judgement.model
+    requested = _provider_type(task.requested_provider)
+    if requested is None or requested is LLMProviderType.MOCK:
+        requested = DEFAULT_REPORTED_PROVIDER
+    return requested, task.judge_request.model or DEFAULT_REPORTED_MODEL
+
+
+def priced(judgement: Judgement) -> float:
+    """The judge's own cost, or (for an in-process judge) its tokens at the list price."""
+    if judgement.cost_usd > 0 or judgement.provider != MOCK_PROVIDER:
+        return max(0.0, judgement.cost_usd)
+    cost = (
+        max(0, judgement.prompt_tokens) * PROMPT_USD_PER_MILLION
+        + max(0, judgement.completion_tokens) * COMPLETION_USD_PER_MILLION
+    ) / 1_000_000
+    return round(cost, 6)
 
 
 def _success_result(
@@ -171,6 +216,8 @@ def _success_result(
     metadata: dict[str, Any],
     requested_at: datetime,
     completed_at: datetime,
+    provider: LLMProviderType,
+    model: str,
 ) -> LLMComparisonResultV1:
     prompt_tokens = max(0, judgement.prompt_tokens)
     completion_tokens = max(0, judgement.completion_tokens)
@@ -188,11 +235,11 @@ def _success_result(
         winner=EssayComparisonWinner(judgement.winner or "Essay A"),
         justification=(judgement.justification or "")[:500],
         confidence=confidence,
-        provider=_provider_type(judgement.provider),
-        model=judgement.model,
+        provider=provider,
+        model=model,
         response_time_ms=max(0, judgement.response_time_ms, elapsed_ms),
         token_usage=usage,
-        cost_estimate=max(0.0, judgement.cost_usd),
+        cost_estimate=priced(judgement),
         requested_at=requested_at,
         completed_at=completed_at,
         request_metadata=metadata,

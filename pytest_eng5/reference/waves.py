@@ -131,6 +131,7 @@ async def prepare_wave(
                 ),
                 request_metadata=request_metadata,
                 faults=faults,
+                requested_provider=overrides.get("provider_override"),
             )
         )
     return rows, tasks

@@ -1,7 +1,10 @@
 """The built-in system prompt the runner sends when no system-prompt file is given.
 
-Written for pytest-eng5. It is sent explicitly (never silently dropped) so every run records
-the prompt its judgements were made under.
+Written for pytest-eng5. Anchor-align sends it explicitly (never silently dropped) so every run
+records the prompt its judgements were made under. Execute sends no prompt unless a file is
+given: HuleEdu's runner sends its own built-in prompt there, and this text sent by default would
+replace the prompt a real HuleEdu CJ judges with (docs/reference-services.md, "What a HuleEdu
+client sees on the wire").
 """
 
 from __future__ import annotations

@@ -212,6 +212,14 @@ async def test_full_batch_with_anchors_over_kafka(
         assert callback.request_metadata["cj_source"] == "els"
         assert callback.request_metadata["cj_batch_id"] == str(state["id"])
         assert len(callback.request_metadata["prompt_sha256"]) == 64
+        # As HuleEdu's mock LLM Provider: CJ's default provider and model, a priced call;
+        # the judge that really decided is named where HuleEdu does not look.
+        assert envelope.metadata == {}
+        assert callback.provider == "openai"
+        assert callback.model == "gpt-5.1"
+        assert callback.cost_estimate > 0
+        assert callback.request_metadata["resolved_provider"] == "mock"
+        assert callback.request_metadata["reference_judge"]["name"] == "text_features"
     first_wave = [c for c in parsed if c.request_metadata["comparison_iteration"] == 1]
     assert {c.request_metadata["cj_request_type"] for c in first_wave} == {"cj_comparison"}
     assert len(first_wave) == 18  # 36 essays, each at most once per wave
@@ -230,6 +238,10 @@ async def test_full_batch_with_anchors_over_kafka(
 
     # Rich result: students and anchors, ranked together.
     result = result_env.data_as(AssessmentResultV1)
+    assert result_env.event_type == "assessment.result.published"  # not the topic name
+    assert result_env.metadata == {}
+    assert completed_env.event_type == COMPLETED_TOPIC
+    assert completed_env.metadata == {}
     assert result_env.correlation_id == request.correlation_id
     assert result.batch_id == batch_id
     assert result.cj_assessment_job_id == str(state["id"])
@@ -248,7 +260,8 @@ async def test_full_batch_with_anchors_over_kafka(
     assert result.assessment_metadata["anchor_essays_used"] == 12
     assert result.assessment_metadata["comparison_count"] == state["completed_comparisons"]
     assert result.assessment_metadata["calibration_method"] == "anchor"
-    assert result.model_provider == "mock"
+    assert result.model_provider == "openai"
+    assert result.model_used == "gpt-5.1"
     student_grades = {r.letter_grade for r in result.student_results}
     assert student_grades - {"U"}, "students should get projected grades"
     projections = await db.fetchval(
