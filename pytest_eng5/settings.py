@@ -61,6 +61,8 @@ VERBOSITIES: tuple[str, ...] = get_args(Verbosity)
 REFERENCE_STACKS: tuple[StackKind, ...] = ("embedded", "testcontainers")
 EXTERNAL: tuple[StackKind, ...] = ("external",)
 OWN_ENV_PREFIX = "ENG5_"
+#: Variant, baseline and experiment ids name evidence folders: letters, digits, ``._-``.
+VARIANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,36 @@ class Eng5Settings(BaseModel):
             "further than this from 0.5 (0.1: outside 0.4-0.6)"
         ),
     ] = None
+    # experiments (eng5_variants and the comparison report)
+    repeat: Annotated[
+        int,
+        Field(ge=1, le=100),
+        Option("run each eng5_variants variant N times (run-to-run spread)"),
+    ] = 1
+    experiment: Annotated[
+        str | None,
+        Field(pattern=VARIANT_ID_PATTERN),
+        Option("experiment name recorded with a variant run"),
+    ] = None
+    variant: Annotated[
+        str | None,
+        Field(pattern=VARIANT_ID_PATTERN),
+        Option("variant id recorded in the artefact (eng5_variants sets it)"),
+    ] = None
+    variant_repeat: Annotated[
+        int | None, Field(ge=1), Option("repeat index recorded with a variant run")
+    ] = None
+    baseline: Annotated[
+        str | None,
+        Field(pattern=VARIANT_ID_PATTERN),
+        Option("variant the comparison report measures the others against"),
+    ] = None
+    fail_on_worse: Annotated[
+        bool, Option("fail the session when a variant is worse than its baseline")
+    ] = False
+    bootstrap_resamples: Annotated[
+        int, Field(ge=100, le=100_000), Option("bootstrap resamples of the comparison report")
+    ] = 1000
 
     @field_validator("*", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ from pytest_eng5.runner.inventory import (
 )
 from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
+from pytest_eng5.runner.variant_record import variant_summary
 from pytest_eng5.settings import Eng5Settings
 
 ANCHOR_ALIGN_PREFIX = "student::"
@@ -610,6 +611,7 @@ class Eng5Runner:
             "max_comparisons": s.max_comparisons,
             "stack": s.stack,
             "git_sha": _git_sha(),
+            **variant_summary(s),
         }
         doc = build_artefact(
             result.identity,

@@ -127,9 +127,8 @@ async def test_position_biased_models(model: str, direction: int) -> None:
 
 @pytest.mark.asyncio
 async def test_weak_model_is_noisier_and_unknown_models_judge_like_the_default() -> None:
-    assert knobs_for(
-        JudgeRequest("a", "b", model="eng5-text-features-weak"), 0.6
-    ).noise == pytest.approx(1.8)
+    weak = JudgeRequest("a", "b", model="eng5-text-features-weak")
+    assert knobs_for(weak, DEFAULT_NOISE).noise == pytest.approx(5 * DEFAULT_NOISE)
     judge = TextFeaturesJudge()
     unknown = JudgeRequest(STRONG, WEAK, model="claude-sonnet-4-5")
     assert (await judge.judge(unknown)).model == DEFAULT_MOCK_MODEL

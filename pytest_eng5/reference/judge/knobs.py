@@ -90,7 +90,7 @@ MOCK_MODELS: dict[str, MockModel] = {
     DEFAULT_MOCK_MODEL: MockModel(),
     "eng5-text-features-first-bias": MockModel(position_bias=0.8),
     "eng5-text-features-second-bias": MockModel(position_bias=-0.8),
-    "eng5-text-features-weak": MockModel(noise_factor=3.0),
+    "eng5-text-features-weak": MockModel(noise_factor=5.0),
 }
 
 
