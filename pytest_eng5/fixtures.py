@@ -20,6 +20,7 @@ from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
     from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
+    from pytest_eng5.variants import VariantParam
 
 
 @dataclass(frozen=True)
@@ -183,11 +184,14 @@ def _hooks(config: pytest.Config) -> RunHooks:
 
 
 @pytest.fixture
-def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
+def eng5_runner_factory(
+    request: pytest.FixtureRequest, eng5_stack: Any, eng5_variant: VariantParam | None
+) -> Any:
     """``factory(**settings) -> RunnerHandle`` bound to the session stack.
 
-    Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then
-    ``pytest_eng5_adjust_settings`` hooks, then the factory's keyword arguments.
+    Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then the
+    ``eng5_variants`` variant, then ``pytest_eng5_adjust_settings`` hooks, then the factory's
+    keyword arguments.
     """
     config = request.config
     node = request.node
@@ -197,7 +201,10 @@ def eng5_runner_factory(request: pytest.FixtureRequest, eng5_stack: Any) -> Any:
 
     def factory(**overrides: Any) -> RunnerHandle:
         # Each layer is validated like the CLI; a bad value raises SettingsError naming it.
-        settings = get_settings(config).merged(**marker_overrides(node))
+        session = get_settings(config)
+        settings = session.merged(**marker_overrides(node))
+        if eng5_variant is not None:
+            settings = settings.merged(**eng5_variant.settings_overrides(session))
         for extra in config.hook.pytest_eng5_adjust_settings(settings=settings, node=node):
             if extra:
                 settings = settings.merged(**extra)

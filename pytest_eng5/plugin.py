@@ -23,6 +23,8 @@ from pytest_eng5.fixtures import (
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
 from pytest_eng5.stash import RUNS_KEY, SETTINGS_KEY, get_settings
+from pytest_eng5.variants import MARKER as VARIANTS_MARKER
+from pytest_eng5.variants import eng5_variant
 
 MARKERS = (
     "eng5_execute: a real end-to-end ENG5 run on the configured stack (the main job; "
@@ -37,6 +39,7 @@ MARKERS = (
     "eng5_expect(*, outcome=None, error=None): the runs of eng5_runner must end with this "
     "outcome (e.g. 'completed') or raise this error type (the call then returns the result)",
     "eng5_needs_docker: the test needs a Docker engine (skipped with the reason when none answers)",
+    VARIANTS_MARKER,
 )
 
 
@@ -85,6 +88,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[RUNS_KEY] = []
     config.pluginmanager.register(RunReporter(config), "eng5-run-reporter")
+    from pytest_eng5.comparison_report import ComparisonReporter
+
+    config.pluginmanager.register(
+        ComparisonReporter(config, settings, RUNS_KEY), "eng5-comparison-reporter"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from pytest_eng5.variants import parametrize
+
+    parametrize(metafunc, get_settings(metafunc.config))
 
 
 def startup_settings(config: pytest.Config) -> Eng5Settings:
@@ -238,6 +252,7 @@ __all__ = [
     "eng5_sample_assignment",
     "eng5_settings",
     "eng5_stack",
+    "eng5_variant",
     "get_settings",
     "settings_from_config",
 ]
