@@ -41,7 +41,7 @@ def copy_of_the_package(target: Path) -> Path:
 def test_the_package_keeps_its_import_contracts() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken." in result.stdout
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
 def test_a_reference_module_importing_the_runner_breaks_the_layers(tmp_path: Path) -> None:
@@ -63,3 +63,13 @@ def test_the_runner_importing_pytest_breaks_its_contract(tmp_path: Path) -> None
     result = lint_imports(project)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "pytest_eng5.runner.capacity -> pytest" in result.stdout
+
+
+def test_the_comparison_importing_the_reference_breaks_its_contract(tmp_path: Path) -> None:
+    project = copy_of_the_package(tmp_path)
+    runs = project / "pytest_eng5" / "compare" / "runs.py"
+    runs.write_text(runs.read_text() + "\nfrom pytest_eng5.reference.judge import make_judge\n")
+    result = lint_imports(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the comparison report reads evidence only" in result.stdout
+    assert "pytest_eng5.compare.runs -> pytest_eng5.reference.judge" in result.stdout
