@@ -11,7 +11,7 @@ import pytest
 from matplotlib import image
 
 from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE
-from pytest_eng5.runner.alignment import PLOT_SIZE_PX
+from pytest_eng5.runner.alignment_report import PLOT_SIZE_PX
 from pytest_eng5.runner.inventory import collect_inventory
 
 pytestmark = [pytest.mark.eng5_execute, pytest.mark.eng5_scenario("anchor-align")]

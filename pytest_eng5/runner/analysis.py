@@ -9,13 +9,8 @@ from typing import Any
 
 from pytest_eng5.contracts import AssessmentResultV1, LLMComparisonResultV1, get_scale
 from pytest_eng5.errors import GateError
-from pytest_eng5.runner.alignment import (
-    AlignmentComparison,
-    AlignmentResult,
-    build_alignment,
-    render_markdown,
-    render_plot,
-)
+from pytest_eng5.runner.alignment import AlignmentComparison, AlignmentResult, build_alignment
+from pytest_eng5.runner.alignment_report import render_markdown, render_plot
 from pytest_eng5.runner.bt_model import Comparison, fit_maximum_likelihood
 from pytest_eng5.runner.inventory import EssayFile, Inventory, sha256_hex
 from pytest_eng5.runner.run_statistics import summarize
@@ -23,9 +18,10 @@ from pytest_eng5.settings import Eng5Settings
 
 
 def preload(*, plotting: bool) -> None:
-    """Import the heavy analysis libraries (choix/scipy, matplotlib) ahead of use; run it in a
+    """Import the heavy analysis libraries (scipy, matplotlib) ahead of use; run it in a
     thread while a batch is awaited, so the import does not add to the run's duration."""
-    import choix  # noqa: F401
+    import scipy.sparse.csgraph
+    import scipy.stats  # noqa: F401
 
     if plotting:
         import matplotlib.backends.backend_agg  # noqa: F401
@@ -113,7 +109,7 @@ def write_alignment(
         rubric=rubric,
     )
     (folder / "alignment.md").write_text(markdown, encoding="utf-8")
-    render_plot(alignment, folder / "alignment.png")
+    render_plot(alignment, folder / "alignment.png", batch_uuid=batch_uuid, batch_label=batch_label)
 
 
 def check_gates(

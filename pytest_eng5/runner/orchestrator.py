@@ -511,9 +511,7 @@ class Eng5Runner:
                 if not s.await_completion:
                     self._write_artefact(result, evidence, inventory, essays, None)
                     return self._finish(result, "published")
-            warm_up = asyncio.create_task(
-                asyncio.to_thread(preload, plotting=result.mode == "anchor-align-test")
-            )
+            warm_up = asyncio.create_task(asyncio.to_thread(preload, plotting=True))
             try:
                 collected = await collector.wait(s.completion_timeout)
             except (Eng5Error, asyncio.CancelledError, KeyboardInterrupt) as exc:
@@ -626,6 +624,10 @@ class Eng5Runner:
         path = evidence.path("assessment_run.json")
         write_artefact(doc, path)
         result.artefact_path = path
+        if collected is not None:
+            from pytest_eng5.runner.report import write_run_report
+
+            write_run_report(doc, evidence.folder)
 
     async def _extract(
         self,

@@ -10,13 +10,8 @@ import pytest
 from matplotlib.image import imread
 from scipy.stats import kendalltau
 
-from pytest_eng5.runner.alignment import (
-    PLOT_SIZE_PX,
-    AlignmentComparison,
-    build_alignment,
-    render_markdown,
-    render_plot,
-)
+from pytest_eng5.runner.alignment import AlignmentComparison, build_alignment
+from pytest_eng5.runner.alignment_report import PLOT_SIZE_PX, render_markdown, render_plot
 from pytest_eng5.runner.stats import BTFit, Comparison, fit_bradley_terry
 
 LEGACY_SCALE = ("F+", "E-", "E+", "D-", "D+", "C-", "C+", "B", "A")
@@ -240,3 +235,5 @@ def test_plot_is_a_png_of_the_fixed_size(
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width = imread(path).shape[:2]
     assert (width, height) == PLOT_SIZE_PX
+    render_plot(result, path, batch_uuid="b-uuid", batch_label="label")
+    assert imread(path).shape[:2] == (PLOT_SIZE_PX[1], PLOT_SIZE_PX[0])
