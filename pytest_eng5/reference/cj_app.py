@@ -61,6 +61,7 @@ from pytest_eng5.reference.cj_repository import (
 from pytest_eng5.reference.db import apply_schema, create_pool
 from pytest_eng5.reference.faults import FaultConfig, ServiceName, read_faults, write_faults
 from pytest_eng5.reference.http_faults import HttpFaultMiddleware
+from pytest_eng5.reference.huleedu_head import HuleeduHeadQuirks
 
 __all__ = [
     "CONTENT_PATH",
@@ -142,7 +143,8 @@ def create_cj_app(
             service="cj-api",
             pool=lambda: state.pool,
             error_response=fault_500,
-        )
+        ),
+        Middleware(HuleeduHeadQuirks, pool=lambda: state.pool),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

@@ -1,6 +1,7 @@
 """Plumbing shared by the CJ API's routes: app state, JSON request bodies, response bodies.
 
-``created_at`` is rendered ISO 8601 unless the app asks for HuleEdu's RFC 1123 dates (A.5/H.3).
+``created_at`` is rendered ISO 8601 unless the app asks for HuleEdu's RFC 1123 dates (A.5/H.3)
+or the HuleEdu HEAD quirk mode is on (:mod:`.huleedu_head`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pytest_eng5.reference.admin_auth import JwtSettings, validation_error
 from pytest_eng5.reference.cj_content_client import ContentClient
 from pytest_eng5.reference.content_app import to_wire
 from pytest_eng5.reference.db import Pool
+from pytest_eng5.reference.huleedu_head import pool_for_request, quirks_active
 
 _RequestModel = TypeVar("_RequestModel", bound=BaseModel)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -34,9 +36,10 @@ class CJState:
         self.content: ContentClient | None = None
 
     def require_pool(self) -> Pool:
+        """The pool (or, in a HuleEdu-HEAD-quirk write, the connection that is rolled back)."""
         if self.pool is None:
             raise RuntimeError("the CJ API pool is not open (lifespan not started)")
-        return self.pool
+        return pool_for_request(self.pool)
 
     def require_content(self) -> ContentClient:
         if self.content is None:
@@ -44,8 +47,10 @@ class CJState:
         return self.content
 
     def render(self, model: BaseModel, status_code: int = 200) -> JSONResponse:
-        """``model`` as its wire JSON, dates rendered the way this app was configured."""
-        return JSONResponse(to_wire(model, http_dates=self.http_dates), status_code=status_code)
+        """``model`` as its wire JSON, dates rendered the way this app was configured (or as
+        HuleEdu HEAD does, in quirk mode)."""
+        http_dates = self.http_dates or quirks_active.get()
+        return JSONResponse(to_wire(model, http_dates=http_dates), status_code=status_code)
 
 
 def flat_error(message: str, status_code: int) -> JSONResponse:
