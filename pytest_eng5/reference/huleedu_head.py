@@ -38,9 +38,7 @@ COMMITTED_WRITES: Final = frozenset({("POST", "/admin/v1/student-prompts")})
 #: True while a request is handled in quirk mode (read by the date rendering)
 quirks_active: ContextVar[bool] = ContextVar("huleedu_head_quirks", default=False)
 #: the connection a quirk-mode write runs on (its transaction is rolled back)
-uncommitted_connection: ContextVar[Any] = ContextVar(
-    "uncommitted_connection", default=None
-)
+uncommitted_connection: ContextVar[Any] = ContextVar("uncommitted_connection", default=None)
 
 
 class UncommittedPool:
