@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_eng5 import hookspecs
+from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.fixtures import (
     eng5_runner,
@@ -22,6 +23,7 @@ from pytest_eng5.fixtures import (
 )
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
+from pytest_eng5.stack_policy import StackPolicy, StackUnavailableError
 from pytest_eng5.stash import RUNS_KEY, SETTINGS_KEY, get_settings
 from pytest_eng5.variants import MARKER as VARIANTS_MARKER
 from pytest_eng5.variants import eng5_variant
@@ -88,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[RUNS_KEY] = []
     config.pluginmanager.register(RunReporter(config), "eng5-run-reporter")
+    config.pluginmanager.register(StackPolicy(), "eng5-stack-policy")
     from pytest_eng5.comparison_report import ComparisonReporter
 
     config.pluginmanager.register(
@@ -173,10 +176,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return "eng5: settings unresolved"
-    return (
+    header = (
         f"eng5: stack={settings.stack}, assets={settings.assets.name}, "
         f"evidence={settings.evidence_dir}"
     )
+    if settings.stack == "external" and not (settings.dsn() or dsn_from_env(os.environ)):
+        from pytest_eng5.stack.external import NO_DATABASE
+
+        header += f"\neng5: {NO_DATABASE}"
+    return header
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -209,13 +217,6 @@ def check_run_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
         raise pytest.UsageError("\n".join(problems))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    if call.excinfo is not None and isinstance(call.excinfo.value, Eng5Error):
-        error = call.excinfo.value
-        item.user_properties.append(("eng5_error_kind", error.kind))
-
-
 @pytest.fixture(scope="session")
 def eng5_settings(pytestconfig: pytest.Config) -> Eng5Settings:
     """The resolved eng5 settings of this session."""
@@ -236,12 +237,12 @@ def eng5_stack(
     try:
         with session_stack(settings, tmp_path_factory) as stack:
             yield stack
+    except StackUnavailableError:
+        raise  # the main job errors; other tests skip (see stack_policy)
     except Eng5Error as exc:
-        # An external stack that does not answer is a skip locally and an error where
-        # --eng5-require-services says so (CI); the embedded stack must always start.
-        if settings.stack == "external" and not settings.require_services:
-            pytest.skip(f"eng5 external stack unavailable: {exc}")
-        raise
+        if settings.stack != "external":
+            raise  # the reference stack must always start
+        raise StackUnavailableError(exc.message, next_step=exc.next_step) from exc
 
 
 __all__ = [

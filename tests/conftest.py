@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,9 @@ def session_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastr
         yield infra
 
 
-@pytest.fixture
-def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """``python -m pytest_eng5.stack --seed --json`` running; yields the facts it printed
+@contextmanager
+def running_stack_cli(evidence_dir: Path, *args: str) -> Iterator[dict[str, str]]:
+    """``python -m pytest_eng5.stack --seed --json *args`` running; yields the facts it printed
     (plus ``evidence_dir``). Stopped with Ctrl-C (SIGINT) at the end."""
     child = subprocess.Popen(
         [
@@ -64,7 +65,8 @@ def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
             "--seed",
             "--json",
             "--evidence-dir",
-            str(tmp_path),
+            str(evidence_dir),
+            *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -73,7 +75,7 @@ def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         assert child.stdout is not None
         facts: dict[str, str] = json.loads(child.stdout.readline())  # the stack is up
-        facts["evidence_dir"] = str(tmp_path)
+        facts["evidence_dir"] = str(evidence_dir)
         yield facts
     finally:
         child.send_signal(signal.SIGINT)
@@ -84,6 +86,13 @@ def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
             child.wait()
             raise
     assert code == 0, "the stack CLI did not stop cleanly on Ctrl-C"
+
+
+@pytest.fixture
+def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The stack CLI with the sample assignment seeded (see :func:`running_stack_cli`)."""
+    with running_stack_cli(tmp_path) as facts:
+        yield facts
 
 
 def guest_request(identity: BatchIdentity, *essay_ids: str) -> EventEnvelope:

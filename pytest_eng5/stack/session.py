@@ -6,7 +6,6 @@ infrastructure; ``external`` starts nothing and points at the operator's service
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -19,7 +18,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from pytest_eng5.core import Endpoints, dsn_from_env
+from pytest_eng5.core import Endpoints
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.settings import Eng5Settings
@@ -203,34 +202,13 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
 
 
 def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackContext:
-    missing = [
-        flag
-        for flag, value in (
-            ("--eng5-kafka-bootstrap / KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap),
-            ("--eng5-cj-url / CJ_SERVICE_URL", settings.cj_url),
-            ("--eng5-content-url / CONTENT_SERVICE_URL", settings.content_url),
-        )
-        if not value
-    ]
-    if missing:
-        raise ConfigurationError(
-            f"the external stack needs {', '.join(missing)}",
-            next_step="point these at your HuleEdu dev stack (see the README section "
-            "'Run against a HuleEdu dev stack')",
-        )
-    from pytest_eng5.stack.kafka import external_kafka
-    from pytest_eng5.stack.postgres import external_postgres
+    from pytest_eng5.stack.external import check_external_stack
 
-    config = stack_config(settings, workdir, log_dir)
-    kafka = external_kafka(config)
-    # The CJ database is optional on an external stack: only R5 extraction reads it.
-    dsn = settings.dsn() or dsn_from_env(os.environ)
-    if dsn:
-        external_postgres(dataclasses.replace(config, postgres_dsn=dsn))
+    checked = check_external_stack(settings, stack_config(settings, workdir, log_dir))
     return StackContext(
         kind="external",
-        kafka=kafka,
-        postgres_dsn=dsn,
+        kafka=checked.kafka,
+        postgres_dsn=checked.postgres_dsn,
         cj_url=settings.cj_url,
         content_url=settings.content_url,
         env=runner_env(os.environ),

@@ -1,7 +1,9 @@
-"""The same scenario module runs unchanged against an external stack.
+"""The main job on an external stack: unchanged against a conforming one (whatever its judge),
+an error naming every problem against a misconfigured one.
 
 The "external" stack here is this project's own stack started with ``python -m
-pytest_eng5.stack``; the inner session only gets the URLs, as it would for a HuleEdu dev stack.
+pytest_eng5.stack``; the inner session only gets the URLs and ``HULEEDU_DB_*``, as it would
+for a HuleEdu dev stack.
 """
 
 from __future__ import annotations
@@ -11,31 +13,96 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import running_stack_cli
+
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "test_execute_end_to_end.py"
+EXTERNAL_ENV = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "CJ_SERVICE_URL",
+    "CONTENT_SERVICE_URL",
+    "ENG5_POSTGRES_DSN",
+    "HULEEDU_DB_HOST",
+)
 
 
-def test_main_job_runs_unchanged_against_an_external_stack(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stack_cli: dict[str, str]
+def test_main_job_passes_unchanged_on_a_coin_flip_stack_with_the_db_from_huleedu_env(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    facts = stack_cli
-    shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
-    monkeypatch.setenv("JWT_SECRET_KEY", facts["jwt_secret"])
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
-    monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
-    monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
-    result = pytester.runpytest_subprocess(
-        "-m",
-        "eng5_execute",
-        "--eng5-stack=external",
-        "--eng5-require-services",
-        f"--eng5-assignment-id={facts['assignment_id']}",
-        "--eng5-course-id=external-course",
-        f"--eng5-postgres-dsn={facts['postgres_dsn']}",
-        "--eng5-kafka-idempotence=off",
-        "--eng5-evidence-dir=evidence",
-        "-p",
-        "no:cacheprovider",
-        timeout=180,
-    )
+    with running_stack_cli(tmp_path, "--judge", "coin_flip") as facts:
+        shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
+        monkeypatch.setenv("JWT_SECRET_KEY", facts["jwt_secret"])
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
+        monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
+        monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
+        for name in ("HOST", "PORT", "USER", "PASSWORD"):
+            monkeypatch.setenv(f"HULEEDU_DB_{name}", facts[f"HULEEDU_DB_{name}"])
+        monkeypatch.delenv("ENG5_POSTGRES_DSN", raising=False)
+        result = pytester.runpytest_subprocess(
+            "-m",
+            "eng5_execute",
+            "--eng5-stack=external",
+            f"--eng5-assignment-id={facts['assignment_id']}",
+            "--eng5-course-id=external-course",
+            "--eng5-auto-extract-db",
+            "--eng5-evidence-dir=evidence",
+            "-p",
+            "no:cacheprovider",
+            timeout=240,
+        )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*eng5: stack=external*", "*execute*completed*"])
+    extracts = list((pytester.path / "evidence").glob("*/db_extract/cj_results_*.json"))
+    assert len(extracts) == 1, "HULEEDU_DB_* alone gave the runner the CJ database"
+
+
+MIXED = """
+    import pytest
+
+    @pytest.mark.eng5_execute
+    def test_real_run(eng5_stack):
+        pass
+
+    def test_needs_the_stack(eng5_stack):
+        pass
+"""
+
+
+def test_misconfigured_external_main_job_errors_naming_every_problem(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in EXTERNAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest_subprocess(
+        "--eng5-stack=external",
+        "--eng5-cj-url=http://127.0.0.1:9",
+        "--eng5-start-timeout=2",
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(errors=1, skipped=1)
+    out = result.stdout.str()
+    assert "--eng5-kafka-bootstrap / KAFKA_BOOTSTRAP_SERVERS is not set" in out
+    assert "--eng5-content-url / CONTENT_SERVICE_URL is not set" in out
+    assert "--eng5-cj-url / CJ_SERVICE_URL: nothing answers at http://127.0.0.1:9/healthz" in out
+    assert "no CJ database configured: DB-backed steps (R5 extraction) are off" in out
+    result.stdout.fnmatch_lines(
+        [
+            "*eng5: 1 skipped, and why*",
+            "SKIPPED *test_needs_the_stack: eng5 stack unavailable: the external stack cannot*",
+        ]
+    )
+
+
+def test_require_services_makes_every_stack_test_an_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in EXTERNAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest_subprocess(
+        "--eng5-stack=external", "--eng5-require-services", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(errors=2)

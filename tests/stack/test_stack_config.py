@@ -9,7 +9,9 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import MASK, redact
+from pytest_eng5.settings_sources import resolve_settings
 from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig
+from pytest_eng5.stack.external import check_external_stack
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port, port_is_free, require_free_port
 
@@ -77,10 +79,17 @@ def test_bad_kafka_security_is_a_configuration_error(kwargs: dict[str, str], fra
     assert info.value.next_step
 
 
-def test_external_stack_needs_both_endpoints(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS") as info:
-        StackConfig("external", tmp_path, tmp_path, postgres_dsn="postgresql://x@h/db")
-    assert "PostgreSQL" not in info.value.message
+def test_external_stack_names_every_missing_setting_and_needs_no_database(
+    tmp_path: Path,
+) -> None:
+    settings = resolve_settings({"stack": "external"}, {}, {})
+    config = StackConfig("external", tmp_path, tmp_path)
+    with pytest.raises(ConfigurationError) as info:
+        check_external_stack(settings, config, environ={})
+    message = info.value.message
+    for flag in ("KAFKA_BOOTSTRAP_SERVERS", "CJ_SERVICE_URL", "CONTENT_SERVICE_URL"):
+        assert f"{flag} is not set" in message
+    assert "database" not in message.lower(), "the CJ database is optional"
 
 
 @pytest.mark.parametrize(
