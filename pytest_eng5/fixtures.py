@@ -241,12 +241,12 @@ def eng5_sample_assignment(eng5_stack: Any, eng5_settings: Eng5Settings) -> Samp
             eng5_settings.expected_grade_scale or "",
             -1,
         )
-    from pytest_eng5.reference.seeding import seed_assignment
-    from pytest_eng5.runner.auth import mint_dev_token
+    from pytest_eng5.runner.seeding import seed_assignment_at
 
-    token = mint_dev_token(eng5_stack.env)
     seeded = asyncio.run(
-        seed_assignment(eng5_stack.cj_url, token, SAMPLE_ASSETS, assignment_id=SAMPLE_ASSIGNMENT_ID)
+        seed_assignment_at(
+            eng5_stack.cj_url, eng5_stack.env, SAMPLE_ASSETS, assignment_id=SAMPLE_ASSIGNMENT_ID
+        )
     )
     return SampleAssignment(
         SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID, seeded.grade_scale, seeded.anchor_count

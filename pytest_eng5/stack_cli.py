@@ -67,13 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **stack.huleedu_facts(),
             }
             if args.seed:
-                from pytest_eng5.reference.seeding import seed_assignment
-                from pytest_eng5.runner.auth import mint_dev_token
+                from pytest_eng5.runner.seeding import seed_assignment_at
 
                 asyncio.run(
-                    seed_assignment(
+                    seed_assignment_at(
                         str(stack.cj_url),
-                        mint_dev_token(stack.env),
+                        stack.env,
                         SAMPLE_ASSETS,
                         assignment_id=SAMPLE_ASSIGNMENT_ID,
                     )

@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
 from pytest_eng5.fixtures import SampleAssignment
-from pytest_eng5.reference.seeding import seed_assignment
 from pytest_eng5.runner.auth import mint_dev_token
+from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 FAST_BUDGET = 40
@@ -159,9 +159,9 @@ def make_assignment(eng5_stack: Any, tmp_path: Path) -> Callable[..., str]:
             (assets / "anchor_essays").mkdir(parents=True)
             shutil.copy(SAMPLE_ASSETS / "instructions.md", assets / "instructions.md")
         asyncio.run(
-            seed_assignment(
+            seed_assignment_at(
                 eng5_stack.cj_url,
-                token,
+                eng5_stack.env,
                 assets,
                 assignment_id=assignment_id,
                 grade_scale=grade_scale,

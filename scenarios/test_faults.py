@@ -54,16 +54,13 @@ def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
     settings = eng5_settings.merged(evidence_dir=tmp_path / "evidence")
     with running_stack(settings, tmp_path / "stack") as stack:
         from pytest_eng5.fixtures import SAMPLE_COURSE_ID
-        from pytest_eng5.reference.seeding import seed_assignment
-        from pytest_eng5.runner.auth import mint_dev_token
         from pytest_eng5.runner.orchestrator import RunHooks
+        from pytest_eng5.runner.seeding import seed_assignment_at
         from pytest_eng5.sample_data import SAMPLE_ASSETS
 
         assignment = "fault-broker-stop"
         asyncio.run(
-            seed_assignment(
-                stack.cj_url, mint_dev_token(stack.env), SAMPLE_ASSETS, assignment_id=assignment
-            )
+            seed_assignment_at(stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id=assignment)
         )
         stack.set_faults("cj-worker", judge_delay_ms=150)
         broker = next(p for p in stack.infrastructure.processes if "tansu" in p.name.lower())

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from pytest_eng5.core.urls import CONTENT_PATH, content_endpoint
 from pytest_eng5.reference.admin_auth import SERVICE_NAME, JwtSettings, generic_500
 from pytest_eng5.reference.cj_admin_routes import admin_routes
 from pytest_eng5.reference.cj_anchor_routes import (
@@ -34,10 +35,8 @@ from pytest_eng5.reference.cj_anchor_routes import (
     anchor_routes,
 )
 from pytest_eng5.reference.cj_content_client import (
-    CONTENT_PATH,
     ContentClient,
     ContentServiceError,
-    content_endpoint,
 )
 from pytest_eng5.reference.cj_http import (
     AdminHandler,

@@ -6,14 +6,6 @@ import uuid
 
 import httpx
 
-CONTENT_PATH = "/v1/content"
-
-
-def content_endpoint(content_url: str) -> str:
-    """HuleEdu configures CJ with ``.../v1/content``; accept a bare base URL too."""
-    url = content_url.rstrip("/")
-    return url if url.endswith(CONTENT_PATH) else url + CONTENT_PATH
-
 
 class ContentServiceError(Exception):
     """The Content Service could not store or return a blob."""

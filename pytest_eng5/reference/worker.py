@@ -27,24 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import ELS_CJAssessmentRequestV1, LLMComparisonResultV1
 from pytest_eng5.contracts.topics import (
     CALLBACK_TOPIC,
-    CONTRACT_TOPICS,
     FAILED_TOPIC,
     REQUEST_TOPIC,
 )
+from pytest_eng5.core.kafka_metadata import topic_partitions
 from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
@@ -224,7 +222,6 @@ class CJWorker:
             finalizer=BatchFinalizer(self._pool, publisher, self._runtimes),
             publisher=publisher,
         )
-        await self._ensure_topics()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
             client_id=s.client_id,
@@ -233,7 +230,10 @@ class CJWorker:
             fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         await self._consumer.start()
-        partitions = await self._partitions((REQUEST_TOPIC, CALLBACK_TOPIC))
+        # the stack creates the contract topics; the worker only waits for them
+        partitions = await topic_partitions(
+            self._consumer, (REQUEST_TOPIC, CALLBACK_TOPIC), within=10.0
+        )
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for partition in partitions:  # resolves the lazy seek: positions are now fixed
@@ -296,39 +296,6 @@ class CJWorker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    async def _ensure_topics(self) -> None:
-        """Create the contract topics that do not exist yet (1 partition each)."""
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.bootstrap_servers, client_id=self.settings.client_id
-        )
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [t for t in CONTRACT_TOPICS if t not in existing]
-            if missing:
-                await admin.create_topics(
-                    [NewTopic(name=t, num_partitions=1, replication_factor=1) for t in missing]
-                )
-        finally:
-            await admin.close()
-
-    async def _partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
-        assert self._consumer is not None
-        result: list[TopicPartition] = []
-        for topic in topics:
-            deadline = asyncio.get_running_loop().time() + 10.0
-            parts = self._consumer.partitions_for_topic(topic)
-            while not parts:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise ConfigurationError(
-                        f"Kafka has no partitions for topic {topic!r} after 10 s",
-                        next_step="create the contract topics before starting the worker",
-                    )
-                await self._consumer._client.force_metadata_update()
-                parts = self._consumer.partitions_for_topic(topic)
-            result.extend(TopicPartition(topic, p) for p in sorted(parts))
-        return result
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         assert self._producer is not None

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytest_eng5.contracts import (
     RegisterAnchorRequest,
@@ -25,10 +24,8 @@ from pytest_eng5.errors import (
     InventoryError,
     PreflightError,
 )
+from pytest_eng5.runner.cj_admin import CJAdminClient
 from pytest_eng5.runner.preflight import assignment_preflight
-
-if TYPE_CHECKING:  # cj_admin re-exports this module's names, so import it for typing only
-    from pytest_eng5.runner.cj_admin import CJAdminClient
 
 logger = logging.getLogger(__name__)
 

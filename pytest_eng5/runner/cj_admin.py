@@ -1,11 +1,11 @@
-"""CJ Assessment Service client: admin reads, anchor registration, verify-auth, error mapping.
+"""CJ Assessment Service client: admin reads and writes, anchor registration, verify-auth.
 
 Contract A (routes, auth, error bodies) and H (what a live HuleEdu really does: every admin error
 is a generic 500, writes may not persist). Every error names the URL and the next step; nothing
 escapes as a bare traceback (runner weaknesses 11, 12, 13).
 
-The preflights (R3, R4) live in :mod:`.preflight` and register-anchors in
-:mod:`.anchor_registration`; their names are re-exported here.
+This is the one CJ client of the package. The preflights (R3, R4, :mod:`.preflight`),
+register-anchors (:mod:`.anchor_registration`) and seeding (:mod:`.seeding`) are built on it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from pytest_eng5.contracts import (
     AnchorSummaryResponse,
     AssessmentInstructionListResponse,
     AssessmentInstructionResponse,
+    AssessmentInstructionUpsertRequest,
     GenericServerErrorBody,
     RegisterAnchorRequest,
     RegisterAnchorResponse,
+    StudentPromptResponse,
+    StudentPromptUploadRequest,
 )
-from pytest_eng5.core import PreflightMode
+from pytest_eng5.core.urls import service_url
 from pytest_eng5.errors import (
     AnchorRegistrationError,
     ConfigurationError,
@@ -36,12 +39,6 @@ from pytest_eng5.errors import (
     PreflightNotFoundError,
     ServiceUnavailableError,
 )
-from pytest_eng5.runner.anchor_registration import (
-    AnchorFile,
-    RegisteredAnchor,
-    RegistrationReport,
-    register_anchors,
-)
 from pytest_eng5.runner.auth import (
     AdminToken,
     claim_problems,
@@ -49,41 +46,12 @@ from pytest_eng5.runner.auth import (
     verify_signature_locally,
 )
 from pytest_eng5.runner.cj_responses import (
-    BODY_EXCERPT,
-    ModelT,
     error_detail,
     json_or_raise,
     parse_error_body,
     validate_body,
 )
 from pytest_eng5.runner.http_retry import RetryPolicy, send_with_retries
-from pytest_eng5.runner.preflight import (
-    REGISTER_NEXT_STEP,
-    AnchorInfo,
-    AssignmentInfo,
-    anchor_preflight,
-    assignment_preflight,
-)
-
-__all__ = [
-    "AUTH_NEXT_STEP",
-    "BODY_EXCERPT",
-    "DEFAULT_TIMEOUT_SECONDS",
-    "NOT_FOUND_NEXT_STEP",
-    "REGISTER_NEXT_STEP",
-    "UNAVAILABLE_NEXT_STEP",
-    "AnchorFile",
-    "AnchorInfo",
-    "AssignmentInfo",
-    "CJAdminClient",
-    "ModelT",
-    "PreflightMode",
-    "RegisteredAnchor",
-    "RegistrationReport",
-    "anchor_preflight",
-    "assignment_preflight",
-    "register_anchors",
-]
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 AUTH_NEXT_STEP = (
@@ -117,18 +85,12 @@ class CJAdminClient:
         env: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        cleaned = (base_url or "").strip().rstrip("/")
-        if not cleaned:
-            raise ConfigurationError(
-                "The CJ service URL is empty.",
-                next_step="set CJ_SERVICE_URL (e.g. http://localhost:9095) or pass the URL",
-            )
-        if not cleaned.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"The CJ service URL {cleaned!r} is not an http(s) URL.",
-                next_step="set CJ_SERVICE_URL to e.g. http://localhost:9095",
-            )
-        self.base_url = cleaned
+        self.base_url = service_url(
+            base_url,
+            service="CJ service",
+            env_var="CJ_SERVICE_URL",
+            example="http://localhost:9095",
+        )
         self.token = token
         self.retry = retry or RetryPolicy()
         self._env: Mapping[str, str] = env or {}
@@ -177,6 +139,26 @@ class CJAdminClient:
             assignment_scoped=False,
         )
         return validate_body(AssessmentInstructionListResponse, body, url, response)
+
+    # --- admin writes (seeding) ----------------------------------------------------------
+
+    async def upsert_instruction(
+        self, request: AssessmentInstructionUpsertRequest
+    ) -> AssessmentInstructionResponse:
+        """``POST /admin/v1/assessment-instructions`` (an upsert by assignment or course)."""
+        body, url, response = await self._admin_post(
+            "/admin/v1/assessment-instructions", request.model_dump(), what="Instruction upsert"
+        )
+        return validate_body(AssessmentInstructionResponse, body, url, response)
+
+    async def upload_student_prompt(
+        self, request: StudentPromptUploadRequest
+    ) -> StudentPromptResponse:
+        """``POST /admin/v1/student-prompts`` (the assignment's instruction row must exist)."""
+        body, url, response = await self._admin_post(
+            "/admin/v1/student-prompts", request.model_dump(), what="Student prompt upload"
+        )
+        return validate_body(StudentPromptResponse, body, url, response)
 
     # --- anchor registration -------------------------------------------------------------
 
@@ -308,6 +290,17 @@ class CJAdminClient:
         if response.status_code == 200:
             return json_or_raise(response, url, what=what), url, response
         raise await self._admin_error(response, url, what, assignment_scoped=assignment_scoped)
+
+    async def _admin_post(
+        self, path: str, json: Any, *, what: str
+    ) -> tuple[Any, str, httpx.Response]:
+        token = self._require_token(what)
+        url = f"{self.base_url}{path}"
+        headers = self._correlation_headers() | token.authorization_header()
+        response = await self._send("POST", url, what=what, headers=headers, json=json)
+        if response.status_code in (200, 201):
+            return json_or_raise(response, url, what=what), url, response
+        raise await self._admin_error(response, url, what, assignment_scoped=False)
 
     async def _admin_error(
         self, response: httpx.Response, url: str, what: str, *, assignment_scoped: bool

@@ -35,6 +35,7 @@ from pytest_eng5.contracts import (
     EventEnvelope,
     LLMComparisonResultV1,
 )
+from pytest_eng5.core.kafka_metadata import topic_partitions
 from pytest_eng5.errors import AwaitTimeoutError, BatchFailedError, ConfigurationError
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.evidence import EVENTS_FILE, EvidenceFolder
@@ -342,7 +343,7 @@ class BatchCollector:
         try:
             async with asyncio.timeout(timeout):
                 await consumer.start()
-                partitions = await _topic_partitions(consumer, COLLECTED_TOPICS)
+                partitions = await topic_partitions(consumer, COLLECTED_TOPICS)
                 if self.from_beginning:  # re-attaching to a batch published earlier
                     positions = await consumer.beginning_offsets(partitions)
                 else:
@@ -553,26 +554,6 @@ def _consumer_settings(consumer_kwargs: dict[str, Any]) -> dict[str, Any]:
     settings.setdefault("fetch_max_wait_ms", 50)
     settings.setdefault("max_partition_fetch_bytes", 4 * 1024 * 1024)
     return settings
-
-
-async def _topic_partitions(
-    consumer: AIOKafkaConsumer, topics: tuple[str, ...]
-) -> list[TopicPartition]:
-    """All partitions of ``topics``, refreshing metadata until every topic is known."""
-    await consumer._client.set_topics(list(topics))
-    missing = list(topics)
-    while True:
-        partitions = {topic: consumer.partitions_for_topic(topic) for topic in topics}
-        missing = [topic for topic, found in partitions.items() if not found]
-        if not missing:
-            break
-        await asyncio.sleep(0.05)  # metadata refresh in flight; bounded by prepare()'s timeout
-        await consumer._client.force_metadata_update()
-    return [
-        TopicPartition(topic, partition)
-        for topic in topics
-        for partition in sorted(partitions[topic] or ())
-    ]
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer, limit: float = 5.0) -> None:

@@ -13,34 +13,16 @@ import httpx
 from pydantic import ValidationError
 
 from pytest_eng5.contracts import ContentUploadResponse
-from pytest_eng5.errors import ConfigurationError, UploadError
+from pytest_eng5.core.urls import content_endpoint
+from pytest_eng5.errors import UploadError
 from pytest_eng5.runner.http_retry import RetryPolicy, send_with_retries
 
-CONTENT_PATH = "/v1/content"
 DEFAULT_UPLOAD_TIMEOUT_SECONDS = 60.0
 _BODY_EXCERPT = 200
 _UPLOAD_NEXT_STEP = (
     "check that the Content Service is running and CONTENT_SERVICE_URL points at it "
     "(e.g. http://localhost:8001/v1/content), then re-run"
 )
-
-
-def normalise_content_url(url: str) -> str:
-    """The upload URL ending in ``/v1/content``, from a base URL with or without that suffix."""
-    cleaned = (url or "").strip().rstrip("/")
-    if not cleaned:
-        raise ConfigurationError(
-            "The Content Service URL is empty.",
-            next_step="set CONTENT_SERVICE_URL (e.g. http://localhost:8001/v1/content)",
-        )
-    if not cleaned.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"The Content Service URL {cleaned!r} is not an http(s) URL.",
-            next_step="set CONTENT_SERVICE_URL to e.g. http://localhost:8001/v1/content",
-        )
-    if not cleaned.endswith(CONTENT_PATH):
-        cleaned += CONTENT_PATH
-    return cleaned
 
 
 class ContentClient:
@@ -54,7 +36,7 @@ class ContentClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.upload_url = normalise_content_url(url)
+        self.upload_url = content_endpoint(url)
         self.retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
 

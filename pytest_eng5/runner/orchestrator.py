@@ -217,7 +217,7 @@ class Eng5Runner:
     @_timed
     async def register_anchors(self) -> RunResult:
         """Explicit, opt-in anchor registration for the assignment (never done by execute)."""
-        from pytest_eng5.runner.cj_admin import AnchorFile, register_anchors
+        from pytest_eng5.runner.anchor_registration import AnchorFile, register_anchors
 
         result = self._start("register-anchors")
         assignment_id = self._require_assignment("register-anchors")
@@ -300,7 +300,7 @@ class Eng5Runner:
         return CJAdminClient(self.endpoints.cj_url, token=resolve_admin_token(env), env=env)
 
     async def _assignment_info(self, client: Any, assignment_id: str, mode: PreflightMode) -> Any:
-        from pytest_eng5.runner.cj_admin import assignment_preflight
+        from pytest_eng5.runner.preflight import assignment_preflight
 
         return await assignment_preflight(
             client,
@@ -314,7 +314,7 @@ class Eng5Runner:
         self, result: RunResult, mode: PreflightMode, *, anchors_needed: bool
     ) -> int | None:
         """R3 (+R4 for execute): resolve the assignment in CJ; return CJ's anchor count."""
-        from pytest_eng5.runner.cj_admin import anchor_preflight
+        from pytest_eng5.runner.preflight import anchor_preflight
 
         if not self.settings.assignment_id:
             result.grade_scale = self.settings.expected_grade_scale or RUNNER_FALLBACK_GRADE_SCALE

@@ -6,7 +6,6 @@ CJ owns the grade scale and the anchors; a run checks both before it sends anyth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pytest_eng5.contracts import ContextOrigin
 from pytest_eng5.core import PreflightMode
@@ -16,9 +15,7 @@ from pytest_eng5.errors import (
     GradeScaleMismatchError,
     PreflightError,
 )
-
-if TYPE_CHECKING:  # cj_admin re-exports this module's names, so import it for typing only
-    from pytest_eng5.runner.cj_admin import CJAdminClient
+from pytest_eng5.runner.cj_admin import CJAdminClient
 
 REGISTER_NEXT_STEP = "register anchors first (register_anchors() fixture method / cj-admin)"
 

@@ -28,8 +28,9 @@ from typing import Any
 
 import filelock
 
+from pytest_eng5.core.urls import content_endpoint
 from pytest_eng5.errors import ConfigurationError, UploadError
-from pytest_eng5.runner.content import ContentClient, normalise_content_url
+from pytest_eng5.runner.content import ContentClient
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class UploadCache:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     ) -> None:
         self.path = Path(path)
-        self.content_service_url = normalise_content_url(content_service_url)
+        self.content_service_url = content_endpoint(content_service_url)
         self.ignored_reason: str | None = None
         self._entries: dict[str, CacheEntry] = {}
         self._loaded = False

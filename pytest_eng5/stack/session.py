@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pytest_eng5.core import Endpoints
+from pytest_eng5.core.urls import content_base
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.settings import Eng5Settings
@@ -100,7 +101,7 @@ class StackContext:
     def content_uploads(self) -> int:
         """How many ``POST /v1/content`` the reference Content Service has answered."""
         services = self._require_reference("counting uploads")
-        base = services.content_url.removesuffix("/v1/content")
+        base = content_base(services.content_url)
         response = httpx.get(f"{base}/_test/stats", timeout=5.0)
         response.raise_for_status()
         return int(response.json()["uploads"])

@@ -1,4 +1,4 @@
-"""seed_assignment over real HTTP against the reference CJ API and Content Service."""
+"""Seeding through the runner's CJ client, over real HTTP against the reference CJ API."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ import httpx
 import pytest
 
 from pytest_eng5.contracts.grade_scales import grade_from_filename
-from pytest_eng5.errors import AnchorRegistrationError, InventoryError, PreflightAuthError
-from pytest_eng5.reference.seeding import anchor_files, extract_text, seed_assignment
+from pytest_eng5.errors import InventoryError, PreflightAuthError
+from pytest_eng5.runner.seeding import SeedResult, seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS, read_sample_text
 
 LEGACY = "eng5_np_legacy_9_step"
+
+
+async def seed(cj_url: str, token: str, assets: Path, assignment_id: str) -> SeedResult:
+    return await seed_assignment_at(
+        cj_url, {"HULEEDU_ADMIN_TOKEN": token}, assets, assignment_id=assignment_id
+    )
 
 
 @pytest.mark.asyncio
@@ -24,8 +30,8 @@ async def test_seeding_the_sample_set_is_idempotent(
 ) -> None:
     token = mint()
 
-    first = await seed_assignment(cj_url, token, SAMPLE_ASSETS, assignment_id="eng5-sample")
-    second = await seed_assignment(cj_url, token, SAMPLE_ASSETS, assignment_id="eng5-sample")
+    first = await seed(cj_url, token, SAMPLE_ASSETS, "eng5-sample")
+    second = await seed(cj_url, token, SAMPLE_ASSETS, "eng5-sample")
 
     assert first.anchors_registered == 12
     assert (first.anchor_count, second.anchor_count) == (12, 12)
@@ -50,7 +56,7 @@ async def test_seeding_stores_instructions_prompt_and_anchor_texts(
     cj_url: str, content_url: str, clean_db: str, mint: Callable[..., str]
 ) -> None:
     token = mint()
-    result = await seed_assignment(cj_url, token, SAMPLE_ASSETS, assignment_id="eng5-texts")
+    result = await seed(cj_url, token, SAMPLE_ASSETS, "eng5-texts")
     instructions = (SAMPLE_ASSETS / "instructions.md").read_text(encoding="utf-8")
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -73,24 +79,21 @@ async def test_seeding_stores_instructions_prompt_and_anchor_texts(
     assert blob.text == read_sample_text(docx_path)
 
 
-def test_extract_text_matches_the_sample_reader() -> None:
-    for path in anchor_files(SAMPLE_ASSETS):
-        assert extract_text(path) == read_sample_text(path)
-
-
 @pytest.mark.asyncio
 async def test_seeding_with_a_bad_token_is_an_auth_error(
     cj_url: str, clean_db: str, mint: Callable[..., str]
 ) -> None:
     with pytest.raises(PreflightAuthError, match="HTTP 401"):
-        await seed_assignment(
-            cj_url, mint(secret="wrong-secret-" + "x" * 32), SAMPLE_ASSETS, assignment_id="x"
-        )
+        await seed(cj_url, mint(secret="wrong-secret-" + "x" * 32), SAMPLE_ASSETS, "x")
 
 
 @pytest.mark.asyncio
-async def test_an_invalid_anchor_grade_stops_with_what_was_done(
-    cj_url: str, clean_db: str, mint: Callable[..., str], tmp_path: Path
+async def test_an_invalid_anchor_grade_stops_before_anything_is_sent(
+    cj_url: str,
+    clean_db: str,
+    mint: Callable[..., str],
+    tmp_path: Path,
+    db_rows: Callable[..., list[Any]],
 ) -> None:
     assets = tmp_path / "assets"
     (assets / "anchor_essays").mkdir(parents=True)
@@ -98,18 +101,21 @@ async def test_an_invalid_anchor_grade_stops_with_what_was_done(
     essay = read_sample_text(SAMPLE_ASSETS / "anchor_essays" / "anchor_essay_eng_5_17_vt_010_B.txt")
     (assets / "anchor_essays" / "a_01_B.txt").write_text(essay, encoding="utf-8")
     (assets / "anchor_essays" / "a_02_Q.txt").write_text(essay, encoding="utf-8")
-    (assets / "anchor_essays" / "a_03_A.txt").write_text(essay, encoding="utf-8")
 
-    with pytest.raises(AnchorRegistrationError, match="Invalid grade 'Q'") as caught:
-        await seed_assignment(cj_url, mint(), assets, assignment_id="broken")
+    with pytest.raises(InventoryError, match=r"a_02_Q\.txt: no valid eng5_np_legacy_9_step grade"):
+        await seed(cj_url, mint(), assets, "broken")
 
-    assert caught.value.registered == ("a_01_B",)
-    assert caught.value.pending == ("a_02_Q", "a_03_A")
+    assert db_rows("SELECT 1 FROM assessment_instructions WHERE assignment_id = 'broken'") == []
+    assert db_rows("SELECT 1 FROM anchor_essay_references WHERE assignment_id = 'broken'") == []
 
 
-def test_unsupported_anchor_file_type_is_an_inventory_error(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_an_unsupported_anchor_file_type_is_an_inventory_error(
+    cj_url: str, clean_db: str, mint: Callable[..., str], tmp_path: Path
+) -> None:
+    shutil.copy(SAMPLE_ASSETS / "instructions.md", tmp_path / "instructions.md")
     (tmp_path / "anchor_essays").mkdir()
     (tmp_path / "anchor_essays" / "a_01_B.pdf").write_bytes(b"%PDF")
 
     with pytest.raises(InventoryError, match=r"a_01_B\.pdf"):
-        anchor_files(tmp_path)
+        await seed(cj_url, mint(), tmp_path, "pdf")

@@ -25,15 +25,11 @@ from pytest_eng5.errors import (
     PreflightNotFoundError,
     ServiceUnavailableError,
 )
+from pytest_eng5.runner.anchor_registration import AnchorFile, register_anchors
 from pytest_eng5.runner.auth import AdminToken, decode_claims_unverified, mint_dev_token
-from pytest_eng5.runner.cj_admin import (
-    AnchorFile,
-    CJAdminClient,
-    anchor_preflight,
-    assignment_preflight,
-    register_anchors,
-)
+from pytest_eng5.runner.cj_admin import CJAdminClient
 from pytest_eng5.runner.http_retry import RetryPolicy
+from pytest_eng5.runner.preflight import anchor_preflight, assignment_preflight
 
 BASE = "http://127.0.0.1:9095"
 ASSIGNMENT = "00000000-0000-4000-8000-000000000001"

@@ -8,8 +8,9 @@ import httpx
 import pytest
 import respx
 
+from pytest_eng5.core.urls import content_endpoint
 from pytest_eng5.errors import ConfigurationError, UploadError
-from pytest_eng5.runner.content import ContentClient, normalise_content_url
+from pytest_eng5.runner.content import ContentClient
 from pytest_eng5.runner.http_retry import RetryPolicy
 
 UPLOAD_URL = "http://127.0.0.1:8001/v1/content"
@@ -40,13 +41,13 @@ def mock() -> Iterator[respx.MockRouter]:
     ],
 )
 def test_url_normalised_with_or_without_suffix(given: str) -> None:
-    assert normalise_content_url(given) == UPLOAD_URL
+    assert content_endpoint(given) == UPLOAD_URL
 
 
 @pytest.mark.parametrize("given", ["", "localhost:8001"])
 def test_bad_url_is_configuration_error(given: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        normalise_content_url(given)
+        content_endpoint(given)
     assert "CONTENT_SERVICE_URL" in caught.value.next_step
 
 

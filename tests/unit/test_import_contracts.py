@@ -41,7 +41,7 @@ def copy_of_the_package(target: Path) -> Path:
 def test_the_package_keeps_its_import_contracts() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 4 kept, 0 broken." in result.stdout
+    assert "Contracts: 5 kept, 0 broken." in result.stdout
 
 
 def test_a_reference_module_importing_the_runner_breaks_the_layers(tmp_path: Path) -> None:
@@ -73,3 +73,12 @@ def test_the_comparison_importing_the_reference_breaks_its_contract(tmp_path: Pa
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the comparison report reads evidence only" in result.stdout
     assert "pytest_eng5.compare.runs -> pytest_eng5.reference.judge" in result.stdout
+
+
+def test_a_cycle_inside_the_runner_breaks_the_acyclic_contract(tmp_path: Path) -> None:
+    project = copy_of_the_package(tmp_path)
+    cj_admin = project / "pytest_eng5" / "runner" / "cj_admin.py"
+    cj_admin.write_text(cj_admin.read_text() + "\nfrom pytest_eng5.runner import preflight\n")
+    result = lint_imports(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No cycles are allowed in pytest_eng5.runner." in result.stdout
