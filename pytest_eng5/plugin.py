@@ -240,6 +240,8 @@ def eng5_stack(
     except StackUnavailableError:
         raise  # the main job errors; other tests skip (see stack_policy)
     except Eng5Error as exc:
+        if exc.kind == "stack-unavailable":  # a provider this machine cannot run (no java)
+            raise StackUnavailableError(exc.message, next_step=exc.next_step) from exc
         if settings.stack != "external":
             raise  # the reference stack must always start
         raise StackUnavailableError(exc.message, next_step=exc.next_step) from exc

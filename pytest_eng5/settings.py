@@ -31,7 +31,13 @@ from pydantic import (
     model_validator,
 )
 
-from pytest_eng5.core.names import DEFAULT_JUDGE, MAX_PAIRWISE_COMPARISONS, JudgeName, StackKind
+from pytest_eng5.core.names import (
+    DEFAULT_JUDGE,
+    MAX_PAIRWISE_COMPARISONS,
+    JudgeName,
+    KafkaProvider,
+    StackKind,
+)
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.sample_data import SAMPLE_ASSETS
@@ -60,6 +66,7 @@ VERBOSITIES: tuple[str, ...] = get_args(Verbosity)
 
 REFERENCE_STACKS: tuple[StackKind, ...] = ("embedded", "testcontainers")
 EXTERNAL: tuple[StackKind, ...] = ("external",)
+EMBEDDED: tuple[StackKind, ...] = ("embedded",)
 OWN_ENV_PREFIX = "ENG5_"
 #: Variant, baseline and experiment ids name evidence folders: letters, digits, ``._-``.
 VARIANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -95,6 +102,23 @@ class Eng5Settings(BaseModel):
     require_services: Annotated[
         bool, Option("also fail (not skip) tests other than the main job when the stack is down")
     ] = False
+    kafka: Annotated[
+        KafkaProvider,
+        Option(
+            "broker of the embedded stack: Tansu, or an Apache Kafka KRaft cluster started "
+            "from Maven's jars (needs java and mvn)",
+            ("ENG5_KAFKA",),
+            EMBEDDED,
+        ),
+    ] = "tansu"
+    kafka_brokers: Annotated[
+        Literal[1, 3], Option("nodes of the Apache Kafka cluster", (), EMBEDDED)
+    ] = 3
+    kafka_version: Annotated[
+        str,
+        Field(pattern=r"^4\.\d+\.\d+$"),
+        Option("Apache Kafka version (4.x, resolved with Maven)", (), EMBEDDED),
+    ] = "4.4.0"
     kafka_bootstrap: Annotated[
         str | None, _external("external Kafka bootstrap servers", "KAFKA_BOOTSTRAP_SERVERS")
     ] = None

@@ -7,6 +7,10 @@ from typing import Final, Literal, get_args
 StackKind = Literal["embedded", "testcontainers", "external"]
 STACK_KINDS: Final[tuple[str, ...]] = get_args(StackKind)
 
+#: The broker of the embedded stack: Tansu (bundled) or an Apache Kafka KRaft cluster.
+KafkaProvider = Literal["tansu", "apache"]
+KAFKA_PROVIDERS: Final[tuple[str, ...]] = get_args(KafkaProvider)
+
 JudgeName = Literal["text_features", "coin_flip", "llm_http"]
 JUDGE_NAMES: Final[tuple[str, ...]] = get_args(JudgeName)
 DEFAULT_JUDGE: Final[JudgeName] = "text_features"

