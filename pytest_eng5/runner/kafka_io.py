@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,9 @@ async def publish_request(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     metadata: Any = None
+    refusals = _BrokerRefusals()
+    sender_log = logging.getLogger("aiokafka.producer.sender")
+    sender_log.addHandler(refusals)
     try:
         async with asyncio.timeout(timeout):
             await producer.start()
@@ -56,13 +60,42 @@ async def publish_request(
             )
     except TimeoutError:
         raise _publish_error(
-            bootstrap, f"no acknowledgement within {timeout:g} s", unconfirmed=True
+            bootstrap,
+            f"no acknowledgement within {timeout:g} s{refusals.describe()}",
+            unconfirmed=True,
         ) from None
     except Exception as exc:  # aiokafka raises many types; all mean "not published"
         raise _publish_error(bootstrap, f"{type(exc).__name__}: {exc}") from exc
     finally:
+        sender_log.removeHandler(refusals)
         await _stop_quietly(producer, max(0.5, deadline - loop.time()))
     return PublishedInfo(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
+
+
+class _BrokerRefusals(logging.Handler):
+    """The produce errors aiokafka retries quietly until the deadline (it only logs them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg.startswith("Got error produce response") and len(args) == 2:
+            partition, error = args
+            if getattr(partition, "topic", None) == REQUEST_TOPIC:
+                self.errors.append(getattr(error, "__name__", type(error).__name__))
+
+    def describe(self) -> str:
+        if not self.errors:
+            return ""
+        text = f"; the broker answered the last attempt with {self.errors[-1]}"
+        if "NotEnoughReplicas" in self.errors[-1]:
+            text += (
+                " (fewer in-sync replicas than the topic's min.insync.replicas; bring the "
+                "missing brokers back or lower min.insync.replicas)"
+            )
+        return text
 
 
 def _envelope_key(envelope: EventEnvelope) -> bytes:

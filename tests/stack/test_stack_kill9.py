@@ -34,7 +34,8 @@ GONE_DEADLINE_S = 30.0
 def wait_for_file(path: Path, process: subprocess.Popen[bytes], deadline: float) -> dict:
     while not path.exists():
         if process.poll() is not None:
-            pytest.fail(f"the pytest session exited early with {process.returncode}")
+            output = (path.parent / "session.log").read_text()[-3000:]
+            pytest.fail(f"the pytest session exited early with {process.returncode}:\n{output}")
         if time.monotonic() > deadline:
             pytest.fail(f"the pytest session wrote no {path.name} in time")
         time.sleep(0.2)  # polling for the child's file
@@ -68,6 +69,7 @@ def survivors(pids: list[int]) -> list[str]:
 )
 def test_sigkill_of_the_session_leaves_nothing_running(tmp_path: Path, kafka: str) -> None:
     (tmp_path / "test_hold.py").write_text(HOLD_MODULE)
+    log = (tmp_path / "session.log").open("wb")
     session = subprocess.Popen(
         [
             sys.executable,
@@ -82,8 +84,8 @@ def test_sigkill_of_the_session_leaves_nothing_running(tmp_path: Path, kafka: st
             "test_hold.py",
         ],
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     try:
@@ -102,3 +104,4 @@ def test_sigkill_of_the_session_leaves_nothing_running(tmp_path: Path, kafka: st
     finally:
         if session.poll() is None:
             session.kill()
+        log.close()
