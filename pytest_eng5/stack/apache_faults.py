@@ -134,7 +134,9 @@ def restore(cluster: ApacheKafkaCluster, topics: tuple[str, ...], timeout: float
     endpoint = cluster.endpoint(False)
 
     async def healthy() -> None:
-        while set(await broker_ids(endpoint)) != set(cluster.nodes):
+        while True:
+            if set(await broker_ids(endpoint)) == set(cluster.nodes):
+                break
             await asyncio.sleep(METADATA_POLL_S)  # polling pause between metadata requests
         await wait_fully_replicated(endpoint, topics, len(cluster.nodes))
 
