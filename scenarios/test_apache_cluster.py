@@ -38,6 +38,7 @@ from pytest_eng5.stack.session import StackContext, running_stack
 HERE = Path(__file__).resolve().parent
 pytestmark = [
     pytest.mark.eng5_scenario("apache-cluster"),
+    pytest.mark.timeout(900),  # JVMs start slowly on two shared cores; every wait is bounded
     pytest.mark.skipif(
         shutil.which("java") is None or shutil.which("mvn") is None,
         reason="the Apache Kafka cluster tier needs java and mvn",

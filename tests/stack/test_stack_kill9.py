@@ -67,6 +67,7 @@ def survivors(pids: list[int]) -> list[str]:
         ),
     ],
 )
+@pytest.mark.timeout(600)
 def test_sigkill_of_the_session_leaves_nothing_running(tmp_path: Path, kafka: str) -> None:
     (tmp_path / "test_hold.py").write_text(HOLD_MODULE)
     log = (tmp_path / "session.log").open("wb")
