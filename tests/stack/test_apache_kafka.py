@@ -11,20 +11,19 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pytest_eng5.stack.apache_config import (
+    CONTRACT_PARTITIONS,
+    KraftNode,
+    new_cluster_id,
+    node_properties,
+)
 from pytest_eng5.stack.apache_jars import (
     ApacheKafkaUnavailable,
     broker_jars,
     check_version,
     require_tool,
 )
-from pytest_eng5.stack.apache_kafka import (
-    CONTRACT_PARTITIONS,
-    KraftNode,
-    broker_ids,
-    new_cluster_id,
-    node_properties,
-    partition_states,
-)
+from pytest_eng5.stack.apache_kafka import broker_ids, partition_states
 from pytest_eng5.stack.config import DEFAULT_TOPICS, StackConfig
 from pytest_eng5.stack.infra import running_infrastructure
 from pytest_eng5.stack.process import StackStartError, run_coroutine
