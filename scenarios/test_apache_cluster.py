@@ -39,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 pytestmark = [
     pytest.mark.eng5_scenario("apache-cluster"),
     pytest.mark.timeout(900),  # JVMs start slowly on two shared cores; every wait is bounded
+    # one cluster for the module under --dist loadgroup; plain -n 2 may start one per worker
+    pytest.mark.xdist_group("apache-cluster"),
     pytest.mark.skipif(
         shutil.which("java") is None or shutil.which("mvn") is None,
         reason="the Apache Kafka cluster tier needs java and mvn",

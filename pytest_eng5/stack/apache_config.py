@@ -53,8 +53,15 @@ class KraftNode:
 
 
 def new_cluster_id() -> str:
-    """A random cluster id in Kafka's format (16 bytes, URL-safe base64, no padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random cluster id in Kafka's format (16 bytes, URL-safe base64, no padding).
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with ``-``, which the storage tool's
+    argument parser would take for an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def node_properties(node: KraftNode, nodes: Sequence[KraftNode]) -> str:
