@@ -27,9 +27,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pytest_eng5.core import CALLBACK_TOPIC, REQUEST_TOPIC
 from pytest_eng5.errors import PublishError
 from pytest_eng5.fixtures import SAMPLE_COURSE_ID
-from pytest_eng5.reference.seeding import seed_assignment
-from pytest_eng5.runner.auth import mint_dev_token
 from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
+from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 from pytest_eng5.stack import apache_faults as faults
 from pytest_eng5.stack.config import DEFAULT_TOPICS
@@ -57,9 +56,10 @@ def cluster_stack(
     base = tmp_path_factory.mktemp("apache-cluster")
     settings = eng5_settings.merged(kafka="apache", kafka_brokers=3, evidence_dir=base / "evidence")
     with running_stack(settings, base / "stack") as stack:
-        token = mint_dev_token(stack.env)
         asyncio.run(
-            seed_assignment(stack.cj_url, token, SAMPLE_ASSETS, assignment_id="apache-cluster")
+            seed_assignment_at(
+                stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id="apache-cluster"
+            )
         )
         yield stack
 

@@ -116,6 +116,7 @@ def test_a_hanging_maven_is_stopped_at_the_deadline(
 
 
 @needs_java_and_maven
+@pytest.mark.timeout(900)  # a cold Maven cache resolves the jars first (bounded at 600 s)
 def test_a_three_node_cluster_serves_replicated_contract_topics(tmp_path: Path) -> None:
     config = StackConfig(
         "embedded",
