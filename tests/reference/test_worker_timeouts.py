@@ -29,13 +29,24 @@ async def test_a_timeout_that_waited_for_the_lock_spares_a_rearmed_wave(
         "127.0.0.1:1", "postgresql://x", "http://x", callback_timeout_s=TIMEOUT_S
     )
     worker = CJWorker(settings, judge=CoinFlipJudge())
+    handler_spawned = asyncio.Event()
+    spawn_handler = worker._runtimes._spawn_timeout
+
+    def spawn_and_signal(cj_batch_id: int) -> None:
+        spawn_handler(cj_batch_id)
+        handler_spawned.set()
+
+    monkeypatch.setattr(worker._runtimes, "_spawn_timeout", spawn_and_signal)
     worker._pool = object()  # type: ignore[assignment]  # never used: the store call is replaced
     try:
         async with worker._lock:  # the worker is busy with a message
             worker._runtimes.arm(7)
-            await asyncio.sleep(TIMEOUT_S * 4)  # the timer fires; its handler waits for the lock
+            async with asyncio.timeout(5):  # the timer fires: its handler now waits for the lock
+                await handler_spawned.wait()
+            stale_handlers = set(worker._runtimes.get(7).timeout_tasks)
             worker._runtimes.arm(7)  # the message was a callback of that wave: timer re-armed
-        await asyncio.sleep(TIMEOUT_S / 5)
+        async with asyncio.timeout(5):  # the stale handler gets the lock and runs to its end
+            await asyncio.gather(*stale_handlers)
         assert timed_out == [], "a wave that just got a callback must not be timed out"
 
         # now the wave really is idle: wait for its timeout to be recorded
