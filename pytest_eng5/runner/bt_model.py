@@ -82,17 +82,17 @@ class BTFit:
     alpha: float = 0.0
     method: str = ML_METHOD
     adjusted: tuple[str, ...] = ()
-    covariance: FloatArray | None = field(default=None, compare=False, repr=False)
+    information: FloatArray | None = field(default=None, compare=False, repr=False)
 
     def contrast_se(self, a: str, b: str) -> float:
         """SE of θ_a − θ_b from the pseudo-inverse of the Fisher information."""
-        if self.covariance is None:
+        if self.information is None:
             raise StatisticsInputError(
-                "this fit carries no covariance matrix",
+                "this fit carries no Fisher information",
                 next_step="use fit_maximum_likelihood for contrast SEs",
             )
+        cov = pinv_covariance(self.information)  # on demand: the statistics need no inverse
         i, j = self.ids.index(a), self.ids.index(b)
-        cov = self.covariance
         return float(np.sqrt(max(cov[i, i] + cov[j, j] - 2.0 * cov[i, j], 0.0)))
 
     def ranked(self) -> tuple[str, ...]:
@@ -177,7 +177,11 @@ def _components(n: int, rows: IntArray, cols: IntArray, *, strong: bool) -> tupl
 
 
 def adjusted_outcomes(
-    n: int, winners: IntArray, losers: IntArray, eps: float = EXTREME_EPS
+    n: int,
+    winners: IntArray,
+    losers: IntArray,
+    eps: float = EXTREME_EPS,
+    n_weak: int | None = None,
 ) -> tuple[FloatArray, NDArray[np.bool_]]:
     """The winner's share of each comparison after the eps-adjustment, and which items moved.
 
@@ -188,7 +192,8 @@ def adjusted_outcomes(
     """
     share = np.ones(winners.size)
     moved = np.zeros(n, dtype=bool)
-    n_weak, _ = _components(n, winners, losers, strong=False)
+    if n_weak is None:
+        n_weak, _ = _components(n, winners, losers, strong=False)
     while True:
         partial = share < 1.0
         rows = np.concatenate([winners, losers[partial]])
@@ -261,24 +266,25 @@ def newton_fit(
 
 def ml_abilities(
     n_items: int, winners: IntArray, losers: IntArray, eps: float = EXTREME_EPS
-) -> tuple[FloatArray, NDArray[np.bool_], NDArray[np.bool_]]:
-    """ML abilities by item index (uncompared items 0), which items were compared, and
-    which the eps-adjustment moved. ``winners``/``losers`` are item indices per comparison."""
+) -> tuple[FloatArray, NDArray[np.bool_], NDArray[np.bool_], int]:
+    """ML abilities by item index (uncompared items 0), which items were compared, which
+    the eps-adjustment moved, and the number of connected components among the compared.
+    ``winners``/``losers`` are item indices per comparison."""
     compared = np.zeros(n_items, dtype=bool)
     compared[winners] = True
     compared[losers] = True
     theta = np.zeros(n_items)
     moved = np.zeros(n_items, dtype=bool)
     if winners.size == 0:
-        return theta, compared, moved
+        return theta, compared, moved, 0
     position = np.cumsum(compared) - 1
     sub_w, sub_l = position[winners], position[losers]
     n_sub = int(compared.sum())
-    _, labels = _components(n_sub, sub_w, sub_l, strong=False)
-    share, moved_sub = adjusted_outcomes(n_sub, sub_w, sub_l, eps)
+    n_weak, labels = _components(n_sub, sub_w, sub_l, strong=False)
+    share, moved_sub = adjusted_outcomes(n_sub, sub_w, sub_l, eps, n_weak)
     theta[compared] = newton_fit(n_sub, sub_w, sub_l, share, labels)
     moved[compared] = moved_sub
-    return theta, compared, moved
+    return theta, compared, moved, n_weak
 
 
 def fit_maximum_likelihood(
@@ -302,18 +308,16 @@ def fit_maximum_likelihood(
     n_items = len(index)
     winners = np.array([index[c.winner] for c in comparisons], dtype=int)
     losers = np.array([index[c.loser] for c in comparisons], dtype=int)
-    theta, compared, moved = ml_abilities(n_items, winners, losers, eps)
+    theta, compared, moved, n_components = ml_abilities(n_items, winners, losers, eps)
     se = np.full(n_items, se_cap if se_cap is not None else UNCOMPARED_SE)
-    covariance = np.zeros((n_items, n_items))
-    n_components = 0
+    full_information = np.zeros((n_items, n_items))
     sub = np.flatnonzero(compared)
     if sub.size:
         position = np.cumsum(compared) - 1
         sub_pairs = list(zip(position[winners].tolist(), position[losers].tolist(), strict=True))
-        n_components, _ = _components(sub.size, position[winners], position[losers], strong=False)
         information = fisher_information(theta[sub], pair_counts(sub.size, sub_pairs))
         se[sub] = 1.0 / np.sqrt(np.diag(information))
-        covariance[np.ix_(sub, sub)] = pinv_covariance(information)
+        full_information[np.ix_(sub, sub)] = information
     if se_cap is not None:
         se = np.minimum(se, se_cap)
     totals = np.bincount(np.concatenate([winners, losers]), minlength=n_items)
@@ -326,5 +330,5 @@ def fit_maximum_likelihood(
         alpha=0.0,
         method=ML_METHOD,
         adjusted=tuple(item for item, i in index.items() if moved[i]),
-        covariance=covariance,
+        information=full_information,
     )

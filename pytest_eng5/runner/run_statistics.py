@@ -141,7 +141,24 @@ def summarize(
     n_splits: int = 100,
     n_resamples: int | None = None,
 ) -> RunStatistics:
-    """Fit BT (ML) and compute every run-level statistic; SE summaries cover compared items."""
+    """Fit BT (ML) and compute every run-level statistic; SE summaries cover compared items.
+
+    BLAS runs single-threaded meanwhile: the matrices are small (one row per essay) and a
+    threaded BLAS on a loaded machine made each solve 20-50 times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _summarize(ids, comparisons, seed, n_splits, n_resamples)
+
+
+def _summarize(
+    ids: Sequence[str],
+    comparisons: Sequence[Comparison],
+    seed: int,
+    n_splits: int,
+    n_resamples: int | None,
+) -> RunStatistics:
     fit = fit_maximum_likelihood(ids, comparisons)
     halves = split_half_reliability(ids, comparisons, n_splits=n_splits, seed=seed)
     compared = fit.compared_ids()

@@ -237,8 +237,8 @@ def split_half_reliability(
         else:
             in_a = np.zeros(len(comparisons), dtype=bool)
             in_a[rng.permutation(len(comparisons))[: len(comparisons) // 2]] = True
-        theta_a, seen_a, _ = ml_abilities(n_items, winners[in_a], losers[in_a])
-        theta_b, seen_b, _ = ml_abilities(n_items, winners[~in_a], losers[~in_a])
+        theta_a, seen_a, _, _ = ml_abilities(n_items, winners[in_a], losers[in_a])
+        theta_b, seen_b, _, _ = ml_abilities(n_items, winners[~in_a], losers[~in_a])
         both = seen_a & seen_b
         r = _pearson(theta_a[both], theta_b[both])
         if not math.isnan(r):
