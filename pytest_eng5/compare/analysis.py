@@ -29,7 +29,8 @@ from pytest_eng5.compare.bootstrap import (
 )
 from pytest_eng5.compare.runs import CompareInputError, VariantRun
 from pytest_eng5.runner.alignment import AlignmentComparison, AlignmentResult, build_alignment
-from pytest_eng5.runner.stats import Comparison, fit_bradley_terry
+from pytest_eng5.runner.bt_model import Comparison, fit_maximum_likelihood
+from pytest_eng5.runner.diagnostics import position_bias
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0
@@ -63,6 +64,8 @@ class VariantSummary:
     exact_agreement: float
     within_one_agreement: float
     a_win_share: float
+    a_win_low: float
+    a_win_high: float
     ssr: float | None
     comparisons: int
     failed_comparisons: int
@@ -114,7 +117,7 @@ class ComparisonReport:
 def _alignment(run_judged: Sequence[VariantRun], grades: dict[str, str]) -> AlignmentResult:
     order = run_judged[0].grade_order
     judged = [j for run in run_judged for j in run.judged]
-    fit = fit_bradley_terry(sorted(grades), [Comparison(j.winner, j.loser) for j in judged])
+    fit = fit_maximum_likelihood(sorted(grades), [Comparison(j.winner, j.loser) for j in judged])
     return build_alignment(
         grades, order, fit, [AlignmentComparison(j.winner, j.loser) for j in judged]
     )
@@ -213,6 +216,9 @@ def compare_experiment(
         points[name] = pooled.tau_b
         low, high = percentile_interval(taus[name], LEVEL)
         judged = [j for run in variant_runs for j in run.judged]
+        position = position_bias(
+            [Comparison(j.winner, j.loser, position_a_won=j.winner_was_a) for j in judged]
+        )
         difference = None
         if name != base:
             d_low, d_high = percentile_interval(taus[name] - taus[base], LEVEL)
@@ -232,9 +238,9 @@ def compare_experiment(
                 inverted_pairs=len(pooled.inversions),
                 exact_agreement=pooled.exact_agreement,
                 within_one_agreement=pooled.within_one_agreement,
-                a_win_share=(sum(j.winner_was_a for j in judged) / len(judged))
-                if judged
-                else math.nan,
+                a_win_share=position.share if position else math.nan,
+                a_win_low=position.ci_low if position else math.nan,
+                a_win_high=position.ci_high if position else math.nan,
                 ssr=_mean([r.ssr for r in variant_runs]),
                 comparisons=sum(r.comparisons for r in variant_runs),
                 failed_comparisons=sum(r.failed_comparisons for r in variant_runs),

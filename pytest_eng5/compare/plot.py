@@ -56,9 +56,8 @@ def render_forest_plot(report: ComparisonReport, path: Path) -> None:
             fontsize=10,
         )
         ax.set_ylim(-0.7, len(variants) - 0.3)
-        ax.set_xlim(
-            min(-0.05, *(v.tau_b_low for v in variants if not math.isnan(v.tau_b_low))), 1.02
-        )
+        lows = [v.tau_b_low for v in variants if not math.isnan(v.tau_b_low)]
+        ax.set_xlim(min([0.0, *lows]) - 0.05, 1.02)  # the lowest interval end, with a margin
         ax.set_xlabel(f"Kendall tau-b, anchors' grades vs BT order ({pct} bootstrap interval)")
         ax.set_title(
             f"{experiment.experiment} ({experiment.anchors} anchors; baseline = "

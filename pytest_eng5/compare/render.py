@@ -30,6 +30,7 @@ def variant_dict(v: VariantSummary) -> dict[str, Any]:
         "exact_agreement": _number(v.exact_agreement),
         "within_one_agreement": _number(v.within_one_agreement),
         "position_a_win_share": _number(v.a_win_share),
+        "position_a_win_share_ci": [_number(v.a_win_low), _number(v.a_win_high)],
         "ssr": _number(v.ssr),
         "comparisons": v.comparisons,
         "failed_comparisons": v.failed_comparisons,
@@ -111,16 +112,17 @@ def _experiment_lines(e: ExperimentComparison, level: float) -> list[str]:
         )
     lines += [
         "",
-        "| variant | inverted comparisons (pairs) | exact | +-1 step | A-position wins | SSR | "
-        "comparisons (failed) | tokens | cost USD | mean duration s |",
+        "| variant | inverted comparisons (pairs) | exact | +-1 step | A-position wins (95% CI) "
+        "| SSR | comparisons (failed) | tokens | cost USD | mean duration s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in e.variants:
         lines.append(
             f"| {v.variant} | {v.inverted_comparisons} ({v.inverted_pairs}) | "
             f"{_fmt(v.exact_agreement)} | {_fmt(v.within_one_agreement)} | "
-            f"{_fmt(v.a_win_share)} | {_fmt(v.ssr)} | {v.comparisons} ({v.failed_comparisons}) "
-            f"| {v.tokens} | {_fmt(v.cost_usd, 4)} | {_fmt(v.duration_s, 1)} |"
+            f"{_fmt(v.a_win_share)} {_interval(v.a_win_low, v.a_win_high)} | {_fmt(v.ssr)} | "
+            f"{v.comparisons} ({v.failed_comparisons}) | {v.tokens} | {_fmt(v.cost_usd, 4)} | "
+            f"{_fmt(v.duration_s, 1)} |"
         )
     lines += [
         "",

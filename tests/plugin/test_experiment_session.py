@@ -39,7 +39,7 @@ def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
     (pytester.path / "scenarios" / "test_experiment_prompts.py").write_text(code)
     argv = shlex.split(session_command)
     assert argv[0] == "pytest"
-    result = pytester.runpytest_subprocess(*argv[1:], "-p", "no:cacheprovider", timeout=400)
+    result = pytester.runpytest_subprocess(*argv[1:], "-p", "no:cacheprovider", timeout=600)
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
@@ -111,7 +111,7 @@ def test_a_worse_variant_fails_the_gated_session_under_xdist(pytester: pytest.Py
         "--eng5-fail-on-worse",
         "-p",
         "no:cacheprovider",
-        timeout=400,
+        timeout=600,
     )
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, "every test passed, the gate failed"
