@@ -44,6 +44,12 @@ def build_prompt(
     return "\n\n".join(parts)
 
 
+def requested_temperature(overrides: dict[str, Any]) -> float:
+    """The request's temperature override, CJ's default when none is given (0.0 is kept)."""
+    value = overrides.get("temperature_override")
+    return DEFAULT_LLM_TEMPERATURE if value is None else float(value)
+
+
 async def plan_next_wave(
     pool: Pool, cj_batch_id: int, *, wave: int, seed: int
 ) -> list[PlannedPair]:
@@ -125,7 +131,7 @@ async def prepare_wave(
                     system_prompt=overrides.get("system_prompt_override"),
                     rubric=meta.get("judge_rubric_text") or None,
                     model=overrides.get("model_override"),
-                    temperature=overrides.get("temperature_override") or DEFAULT_LLM_TEMPERATURE,
+                    temperature=requested_temperature(overrides),
                     max_tokens=overrides.get("max_tokens_override"),
                     correlation_id=str(correlation_id),
                 ),

@@ -12,6 +12,7 @@ from pytest_eng5.reference.judge.knobs import (
     prompt_weights,
 )
 from pytest_eng5.reference.judge.text_feature_judge import weighted_score
+from pytest_eng5.reference.waves import DEFAULT_LLM_TEMPERATURE, requested_temperature
 from pytest_eng5.sample_data import SAMPLE_PROMPTS
 
 STRONG = (
@@ -133,3 +134,10 @@ async def test_weak_model_is_noisier_and_unknown_models_judge_like_the_default()
     unknown = JudgeRequest(STRONG, WEAK, model="claude-sonnet-4-5")
     assert (await judge.judge(unknown)).model == DEFAULT_MOCK_MODEL
     assert knobs_for(unknown, 0.6) == knobs_for(JudgeRequest(STRONG, WEAK), 0.6)
+
+
+def test_a_zero_temperature_override_reaches_the_judge_as_zero() -> None:
+    assert requested_temperature({"temperature_override": 0.0}) == 0.0
+    assert requested_temperature({"temperature_override": 1.5}) == 1.5
+    assert requested_temperature({}) == DEFAULT_LLM_TEMPERATURE
+    assert requested_temperature({"temperature_override": None}) == DEFAULT_LLM_TEMPERATURE
