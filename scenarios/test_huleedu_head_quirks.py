@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_eng5.errors import PreflightNotFoundError
+from pytest_eng5.errors import AnchorRegistrationError, PreflightNotFoundError
 
 pytestmark = pytest.mark.eng5_scenario("huleedu-head")
 
@@ -46,12 +46,19 @@ def test_unknown_assignment_is_explained_as_one_of_three_causes(
     assert request_watch.new_requests() == []
 
 
-def test_register_anchors_reports_accepted_but_not_persisted(
+def test_register_anchors_fails_when_accepted_but_not_persisted(
     eng5_runner_factory, clean_faults, make_assignment, sample
 ) -> None:
     bare = make_assignment(with_anchors=False)  # seeded before the quirks: HEAD keeps this row
     clean_faults.set_faults("cj-api", huleedu_head_quirks=True)
-    result = eng5_runner_factory(**{**sample, "assignment_id": bare}).register_anchors()
+    runner = eng5_runner_factory(**{**sample, "assignment_id": bare})
+    with pytest.raises(AnchorRegistrationError) as info:
+        runner.register_anchors()
+    assert "accepts admin writes without persisting them" in str(info.value)
+    assert "CJ build that commits its admin writes" in info.value.next_step
+    assert len(info.value.pending) == 12
+    result = runner.last_result
+    assert result.outcome != "registered"
     assert len(result.registration["not_persisted"]) == 12
     assert result.anchors_in_cj == 0
     assert any("ACCEPTED BUT NOT PERSISTED" in m for m in result.messages)

@@ -88,9 +88,25 @@ class RegistrationReport:
             text += (
                 f" ACCEPTED BUT NOT PERSISTED ({len(self.not_persisted)}): "
                 f"{', '.join(self.not_persisted)} — CJ answered 201 but the read-back does not "
-                "show them (HuleEdu's admin writes are not committed, contract H.1)."
+                "show them."
             )
         return text
+
+
+def not_persisted_error(report: RegistrationReport) -> AnchorRegistrationError:
+    """The failure of a registration that CJ accepted but did not keep."""
+    kept = tuple(a.label for a in report.registered if a.label not in report.not_persisted)
+    return AnchorRegistrationError(
+        f"register-anchors failed: CJ accepted {len(report.not_persisted)} anchor(s) for "
+        f"assignment {report.assignment_id} but does not list them afterwards "
+        f"({', '.join(report.not_persisted)}); this CJ build accepts admin writes without "
+        f"persisting them, so execute would find no anchors",
+        next_step="register the anchors on a CJ build that commits its admin writes (or with "
+        "HuleEdu's own anchor tooling against its database), then check with a plan run that "
+        "CJ lists them; re-running register-anchors here changes nothing",
+        registered=kept,
+        pending=report.not_persisted,
+    )
 
 
 def validate_anchor_files(anchors: Sequence[AnchorFile], grade_scale: str) -> None:

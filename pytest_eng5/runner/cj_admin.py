@@ -351,8 +351,8 @@ class CJAdminClient:
         head = (
             f"{what}: {url} answered HTTP 500 with HuleEdu's generic body "
             '("Internal server error") after '
-            f"{self.retry.attempts} attempt(s). HuleEdu returns this for every admin error "
-            "(contract H.2), so it means one of: auth, not found, server fault. Local checks: "
+            f"{self.retry.attempts} attempt(s). HuleEdu returns this for every admin error, "
+            "so it means one of: auth, not found, server fault. Local checks: "
         )
         token = self.token
         problems = claim_problems(token.claims if token else None, self._env)

@@ -117,7 +117,8 @@ def _publish_error(bootstrap: str, reason: str, *, unconfirmed: bool = False) ->
     if "UnknownError" in reason or "InitProducerId" in reason:
         hint = (
             " If the broker is Tansu, connect through the embedded stack's bootstrap address (its "
-            "protocol adapter answers InitProducerId), not the broker's own port."
+            "protocol adapter answers InitProducerId), not the broker's own port; for a bare "
+            "Tansu broker, turn the idempotent producer off with --eng5-kafka-idempotence=off."
         )
     state = (
         "The publish is unconfirmed: the broker may still have stored it, so re-attach with "

@@ -217,7 +217,11 @@ class Eng5Runner:
     @_timed
     async def register_anchors(self) -> RunResult:
         """Explicit, opt-in anchor registration for the assignment (never done by execute)."""
-        from pytest_eng5.runner.anchor_registration import AnchorFile, register_anchors
+        from pytest_eng5.runner.anchor_registration import (
+            AnchorFile,
+            not_persisted_error,
+            register_anchors,
+        )
 
         result = self._start("register-anchors")
         assignment_id = self._require_assignment("register-anchors")
@@ -248,6 +252,8 @@ class Eng5Runner:
         }
         result.messages.append(report.summary())
         result.anchors_in_cj = report.anchor_count_after
+        if report.not_persisted:
+            raise not_persisted_error(report)
         return self._finish(result, "registered")
 
     async def verify_auth(self) -> dict[str, Any]:

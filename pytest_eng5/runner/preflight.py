@@ -102,7 +102,7 @@ async def assignment_preflight(
     ):
         raise ConfigurationError(
             f"Assignment {assignment_id} has context_origin=canonical_national, where CJ "
-            "rejects a judge rubric override (contract E.2), and this run sets one.",
+            "rejects a judge rubric override, and this run sets one.",
             next_step="drop the judge rubric override, or use a research_experiment assignment",
         )
     return AssignmentInfo(
