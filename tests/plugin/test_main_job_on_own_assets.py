@@ -1,0 +1,84 @@
+"""The main job (``pytest -m eng5_execute`` over scenarios/) on asset folders other than the
+sample set: it holds for any valid folder and any judge, and R1 stops a budget that cannot
+connect the essays before anything is sent. (A passing 500-student run is not here yet: the
+run statistics of 512 sparsely compared essays take minutes.)
+
+Each test runs the real main job in a subprocess with ``--eng5-assets``, as an operator would.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import string
+from pathlib import Path
+
+import pytest
+
+from pytest_eng5.sample_data import SAMPLE_ASSETS
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def sample_sentences() -> list[str]:
+    text = " ".join(
+        path.read_text(encoding="utf-8")
+        for path in sorted((SAMPLE_ASSETS / "student_essays").glob("*.txt"))
+    )
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 3]
+
+
+def own_assets(root: Path, students: int, *, sentences: int = 10, seed: int = 7) -> Path:
+    """The sample anchors, instructions and anchors.csv, with ``students`` new essays named as
+    real ENG5 exports are (spaces and parentheses), each of its own text."""
+    shutil.copytree(SAMPLE_ASSETS, root, ignore=shutil.ignore_patterns("student_essays"))
+    folder = root / "student_essays"
+    folder.mkdir()
+    rng = random.Random(seed)
+    pool = sample_sentences()
+    for n in range(students):
+        code = "".join(rng.choices(string.ascii_uppercase, k=8))
+        body = " ".join(rng.sample(pool, k=rng.randint(sentences // 2, sentences)))
+        (folder / f"{code} {n + 1} (SA24D ENG 5 WRITING 2025).txt").write_text(
+            f"My summer in Stockholm\n\n{body}\n", encoding="utf-8"
+        )
+    return root
+
+
+def main_job(pytester: pytest.Pytester, assets: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        str(SCENARIOS),
+        "-m",
+        "eng5_execute",
+        f"--eng5-assets={assets}",
+        "--eng5-evidence-dir=evidence",
+        "-p",
+        "no:cacheprovider",
+        "--timeout=900",
+        *args,
+        timeout=900,
+    )
+
+
+def test_thirty_real_looking_essays_with_a_coin_flip_judge(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    assets = own_assets(tmp_path / "class-9b", students=30)
+    result = main_job(pytester, assets, "--eng5-judge=coin_flip")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*execute*completed*"])
+
+
+def test_five_hundred_students_with_cjs_default_cap_fail_r1_before_anything_is_sent(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    assets = own_assets(tmp_path / "year-group", students=500, sentences=4)
+    result = main_job(pytester, assets, "-k", "test_full_execute")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "a budget of 120 comparisons cannot connect 512 essays" in out
+    assert "500 students + 12 anchors" in out
+    assert "--eng5-max-comparisons to at least 511" in out
+    assert "CJ's cap (--eng5-cj-max-comparisons, 120)" in out
+    assert not list((pytester.path / "evidence").glob("*/request.json")), "nothing was sent"
