@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -28,8 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="service", required=True)
 
     def http_options(p: argparse.ArgumentParser) -> None:
+        where = p.add_mutually_exclusive_group(required=True)
+        where.add_argument("--port", type=int, help="bind 127.0.0.1 (or --host) on this port")
+        where.add_argument("--fd", type=int, help="serve on this inherited listening socket")
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=int, required=True)
         p.add_argument(
             "--dsn",
             default=os.environ.get(REFERENCE_DSN_ENV),
@@ -67,14 +70,19 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(app: Starlette, args: argparse.Namespace) -> None:
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
-        port=args.port,
+        port=args.port or 0,
         log_level=args.log_level,
         log_config=None,  # keep our stdout handler (with redaction)
         access_log=True,
     )
+    server = uvicorn.Server(config)
+    if args.fd is None:
+        server.run()
+    else:  # the parent bound the port; the family is read from the socket itself
+        server.run(sockets=[socket.socket(fileno=args.fd)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

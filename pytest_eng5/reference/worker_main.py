@@ -1,7 +1,7 @@
 """Command line of the reference CJ worker, with its ``/healthz`` endpoint.
 
 ``python -m pytest_eng5.reference cj-worker --bootstrap HOST:PORT --dsn DSN --content-url URL
---health-port N [--judge text_features|coin_flip|llm_http] [--judge-seed 0]
+--health-port N | --health-fd FD [--judge text_features|coin_flip|llm_http] [--judge-seed 0]
 [--max-pairwise-comparisons 120] [--idempotent-producer] [--callback-timeout-s 10]
 [--pair-seed 0] [--log-level INFO]``
 
@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--content-url", required=True, help="Content Service base, e.g. http://h:p/v1/content"
     )
-    parser.add_argument("--health-port", required=True, type=int, help="port of GET /healthz")
+    health = parser.add_mutually_exclusive_group(required=True)
+    health.add_argument("--health-port", type=int, help="port of GET /healthz on 127.0.0.1")
+    health.add_argument("--health-fd", type=int, help="inherited listening socket for /healthz")
     parser.add_argument("--judge", default=DEFAULT_JUDGE, choices=JUDGE_NAMES)
     parser.add_argument("--judge-seed", default=0, type=int)
     parser.add_argument("--max-pairwise-comparisons", default=120, type=int)
@@ -103,12 +106,12 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def _serve(settings: WorkerSettings, health_port: int) -> int:
+async def _serve(settings: WorkerSettings, health_port: int | None, health_fd: int | None) -> int:
     worker = CJWorker(settings)
     config = uvicorn.Config(
         create_health_app(worker),
         host="127.0.0.1",
-        port=health_port,
+        port=health_port or 0,
         log_level="warning",
         lifespan="off",
     )
@@ -118,7 +121,9 @@ async def _serve(settings: WorkerSettings, health_port: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    server_task = asyncio.create_task(server.serve())
+    # with --health-fd the parent bound the port; the socket's family is read from the fd
+    sockets = None if health_fd is None else [socket.socket(fileno=health_fd)]
+    server_task = asyncio.create_task(server.serve(sockets=sockets))
     exit_code = 0
 
     async def run_worker() -> None:
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = settings_from_args(args)
-        return asyncio.run(_serve(settings, args.health_port))
+        return asyncio.run(_serve(settings, args.health_port, args.health_fd))
     except Eng5Error as error:
         print(f"cj-worker: {error}", file=sys.stderr)
         return 2

@@ -17,6 +17,20 @@ def free_port() -> int:
         return port
 
 
+def listening_socket(host: str = LOOPBACK) -> socket.socket:
+    """A socket bound to port 0 on ``host`` and listening: the OS picks the port, and it stays
+    taken. A child serves on it when given its file descriptor (``--fd``), so no port is picked,
+    released and bound again later."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, 0))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def port_is_free(port: int) -> bool:
     """True when a server could bind and listen on ``127.0.0.1:port`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

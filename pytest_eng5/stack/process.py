@@ -311,7 +311,11 @@ _TEXT_FILE_BUSY_RETRIES = 20
 
 
 def _spawn(
-    argv: Sequence[str], log: IO[bytes], env: dict[str, str] | None, cwd: Path | None
+    argv: Sequence[str],
+    log: IO[bytes],
+    env: dict[str, str] | None,
+    cwd: Path | None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session; retry while the executable is "Text file busy".
 
@@ -329,6 +333,7 @@ def _spawn(
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
         except OSError as exc:
             if exc.errno != errno.ETXTBSY or attempt == _TEXT_FILE_BUSY_RETRIES:
@@ -348,6 +353,7 @@ class ManagedProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self._name = name
         self.argv = tuple(argv)
@@ -360,7 +366,7 @@ class ManagedProcess:
         self._stopped = False
         try:
             self._popen: subprocess.Popen[bytes] = _spawn(
-                self.argv, self._log, dict(env) if env is not None else None, cwd
+                self.argv, self._log, dict(env) if env is not None else None, cwd, pass_fds
             )
         except OSError as exc:
             self._log.close()

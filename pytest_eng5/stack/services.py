@@ -1,7 +1,9 @@
 """The reference services as separate processes (so faults and crashes stay realistic).
 
 Each is started with ``python -m pytest_eng5.reference <service>`` and is ready when its
-``/healthz`` answers 200. Secrets go through the environment, never the command line (the
+``/healthz`` answers 200. Each serves on a socket this process bound to port 0 and hands down
+by file descriptor (``--fd``), so every port is known before the children start and none is
+released in between. Secrets go through the environment, never the command line (the
 command line is written to the service log).
 """
 
@@ -17,7 +19,7 @@ import httpx
 
 from pytest_eng5.core.process import REFERENCE_DSN_ENV, REFERENCE_FAULTS_DSN_ENV
 from pytest_eng5.stack.kafka import KafkaEndpoint
-from pytest_eng5.stack.ports import free_port
+from pytest_eng5.stack.ports import listening_socket
 from pytest_eng5.stack.process import ManagedProcess
 
 HOST = "127.0.0.1"
@@ -47,9 +49,15 @@ def _healthz(url: str) -> bool:
         return False
 
 
-def _launch(name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+def _launch(
+    name: str, args: list[str], log_dir: Path, env: dict[str, str], fd: int
+) -> ManagedProcess:
     return ManagedProcess(
-        name, [sys.executable, "-m", "pytest_eng5.reference", *args], log_dir, env=env
+        name,
+        [sys.executable, "-m", "pytest_eng5.reference", *args],
+        log_dir,
+        env=env,
+        pass_fds=(fd,),
     )
 
 
@@ -79,7 +87,8 @@ def start_reference_services(
         if content_dsn
         else env
     )
-    content_port, cj_port, worker_port = free_port(), free_port(), free_port()
+    sockets = {name: listening_socket(HOST) for name in ("content-service", "cj-api", "cj-worker")}
+    content_port, cj_port, worker_port = (s.getsockname()[1] for s in sockets.values())
     content_base = f"http://{HOST}:{content_port}"
     content_url = f"{content_base}/v1/content"
     cj_url = f"http://{HOST}:{cj_port}"
@@ -90,8 +99,8 @@ def start_reference_services(
         kafka.bootstrap,
         "--content-url",
         content_url,
-        "--health-port",
-        str(worker_port),
+        "--health-fd",
+        str(sockets["cj-worker"].fileno()),
         "--judge",
         judge,
         "--judge-seed",
@@ -104,17 +113,15 @@ def start_reference_services(
     plan = [
         (
             "content-service",
-            ["content", "--host", HOST, "--port", str(content_port)],
+            ["content", "--fd", str(sockets["content-service"].fileno())],
             f"{content_base}/healthz",
         ),
         (
             "cj-api",
             [
                 "cj-api",
-                "--host",
-                HOST,
-                "--port",
-                str(cj_port),
+                "--fd",
+                str(sockets["cj-api"].fileno()),
                 "--content-url",
                 content_url,
             ],
@@ -127,9 +134,8 @@ def start_reference_services(
     started: list[ManagedProcess] = []
     try:
         for name, args, _ in plan:
-            started.append(
-                _launch(name, args, log_dir, content_env if name == "content-service" else env)
-            )
+            service_env = content_env if name == "content-service" else env
+            started.append(_launch(name, args, log_dir, service_env, sockets[name].fileno()))
         for process, (name, _, health_url) in zip(started, plan, strict=True):
             process.wait_ready(
                 lambda url=health_url: _healthz(url),  # type: ignore[misc]
@@ -141,4 +147,7 @@ def start_reference_services(
         for process in reversed(started):
             process.stop()
         raise
+    finally:
+        for sock in sockets.values():  # the children hold their own copies
+            sock.close()
     return ReferenceServices(content_url, cj_url, worker_health, tuple(started))
