@@ -105,9 +105,38 @@ class UploadError(Eng5Error):
 
 
 class PublishError(Eng5Error):
-    """The request could not be published; nothing was recorded as published."""
+    """The broker refused the request: it is not on the topic (publishing again is safe)."""
 
     kind = "publish"
+
+
+class PublishUnconfirmedError(PublishError):
+    """The publish was not acknowledged (a request timeout, a lost connection): the request may
+    be on the topic, so re-attach (or check the topic) before publishing again."""
+
+    kind = "publish-unconfirmed"
+
+
+class InfrastructureError(Eng5Error):
+    """A broker or service failed underneath a well-configured run (not a setting to fix)."""
+
+    kind = "infrastructure"
+
+
+class BrokerUnavailableError(InfrastructureError):
+    """The Kafka broker did not answer when the collector was being positioned."""
+
+    kind = "broker-unavailable"
+
+
+class KafkaReadError(InfrastructureError):
+    """Reading the batch's events from Kafka failed; the evidence gathered so far is kept."""
+
+    kind = "kafka-read"
+
+    def __init__(self, message: str, *, next_step: str = "", evidence_dir: Path | None = None):
+        super().__init__(message, next_step=next_step)
+        self.evidence_dir = evidence_dir
 
 
 class AwaitTimeoutError(Eng5Error):
@@ -128,6 +157,26 @@ class BatchFailedError(Eng5Error):
     def __init__(self, message: str, *, next_step: str = "", reason: str = "") -> None:
         super().__init__(message, next_step=next_step)
         self.reason = reason
+
+
+class UnusableBatchError(Eng5Error):
+    """CJ ended the batch, but its scores cannot be used: no comparison succeeded, the
+    comparisons do not connect every essay, or essays sent were not scored."""
+
+    kind = "unusable-batch"
+
+    def __init__(
+        self, message: str, *, next_step: str = "", outcome: str, missing: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, next_step=next_step)
+        self.outcome = outcome
+        self.missing = missing
+
+
+class HookError(Eng5Error):
+    """A host callback (a ``pytest_eng5_*`` hook under pytest) raised while the run went on."""
+
+    kind = "hook"
 
 
 class ExtractionError(Eng5Error):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,8 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
+from pytest_eng5.runner.config import Endpoints, RunConfig
+from pytest_eng5.runner.interrupts import sigterm_as_interrupt
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
 from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings
@@ -19,7 +21,8 @@ from pytest_eng5.stash import get_settings
 from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
-    from pytest_eng5.runner.orchestrator import Eng5Runner, RunHooks
+    from pytest_eng5.runner.config import RunHooks
+    from pytest_eng5.runner.orchestrator import Eng5Runner
     from pytest_eng5.variants import VariantParam
 
 
@@ -59,20 +62,21 @@ class Expectation:
     def check(self, result: RunResult) -> None:
         if self.error is not None:
             raise AssertionError(
-                f"eng5_expect: expected {self.error.__name__}, but the run ended {result.outcome}"
+                f"eng5_expect: expected {self.error.__name__}, but the run ended "
+                f"{result.outcome.value}"
             )
         if self.outcome is not None and result.outcome != self.outcome:
             raise AssertionError(
-                f"eng5_expect: expected outcome {self.outcome!r}, got {result.outcome!r} "
+                f"eng5_expect: expected outcome {self.outcome!r}, got {result.outcome.value!r} "
                 f"(batch {result.batch_uuid})"
             )
 
 
-class RunnerHandle:
-    """Synchronous face of :class:`Eng5Runner` for test modules; ``aio`` is the async one.
+class AsyncRunnerHandle:
+    """Async face of :class:`Eng5Runner` for async tests (``await eng5_runner.aio.execute()``).
 
-    Every call records the result on the test item (JUnit properties, evidence link) and in
-    the session summary, also when the call raises.
+    Records every call like the synchronous face: JUnit properties, the evidence link, the
+    ``pytest_eng5_run_finished`` hook and the ``eng5_expect`` marker.
     """
 
     def __init__(
@@ -81,37 +85,100 @@ class RunnerHandle:
         record: Callable[[RunResult], None],
         expect: Expectation | None = None,
     ) -> None:
-        self.aio = runner
+        self.runner = runner
         self._record = record
         self._expect = expect
 
     @property
-    def settings(self) -> Eng5Settings:
-        return self.aio.settings
+    def endpoints(self) -> Endpoints:
+        return self.runner.endpoints
+
+    @endpoints.setter
+    def endpoints(self, endpoints: Endpoints) -> None:
+        self.runner.endpoints = endpoints
+
+    @property
+    def last_result(self) -> RunResult | None:
+        return self.runner.last_result
+
+    async def run(self, mode: str) -> RunResult:
+        """Run one mode by name (``plan``, ``dry_run``, ``execute``, ...) and record it."""
+        method: Callable[[], Awaitable[RunResult]] = getattr(self.runner, mode)
+        try:
+            result = await method()
+        except Exception as exc:
+            if self._expect is None or self._expect.error is None:
+                raise
+            if not isinstance(exc, self._expect.error) or self.runner.last_result is None:
+                raise AssertionError(
+                    f"eng5_expect: expected {self._expect.error.__name__} from a started run, "
+                    f"got {type(exc).__name__}: {exc}"
+                ) from exc
+            return self.runner.last_result
+        finally:
+            if self.runner.last_result is not None:
+                self._record(self.runner.last_result)
+        if self._expect is not None:
+            self._expect.check(result)
+        return result
+
+    async def plan(self) -> RunResult:
+        return await self.run("plan")
+
+    async def dry_run(self) -> RunResult:
+        return await self.run("dry_run")
+
+    async def execute(self) -> RunResult:
+        return await self.run("execute")
+
+    async def anchor_align(self) -> RunResult:
+        return await self.run("anchor_align")
+
+    async def register_anchors(self) -> RunResult:
+        return await self.run("register_anchors")
+
+    async def attach(self) -> RunResult:
+        return await self.run("attach")
+
+    async def verify_auth(self) -> dict[str, Any]:
+        """The token's claims (never the token) and whether CJ accepts it."""
+        return await self.runner.verify_auth()
+
+
+class RunnerHandle:
+    """Synchronous face of :class:`Eng5Runner` for test modules; ``aio`` is the async one.
+
+    Every call records the result on the test item (JUnit properties, evidence link) and in
+    the session summary, also when the call raises. While a call runs, SIGTERM stops it like
+    Ctrl-C (the run is recorded as interrupted).
+    """
+
+    def __init__(
+        self,
+        runner: Eng5Runner,
+        record: Callable[[RunResult], None],
+        expect: Expectation | None = None,
+        settings: Eng5Settings | None = None,
+    ) -> None:
+        self.aio = AsyncRunnerHandle(runner, record, expect)
+        self._settings = settings
+
+    @property
+    def settings(self) -> Eng5Settings | None:
+        """The pytest settings this runner was configured from."""
+        return self._settings
+
+    @property
+    def config(self) -> RunConfig:
+        return self.aio.runner.config
 
     @property
     def last_result(self) -> RunResult | None:
         return self.aio.last_result
 
     def _run(self, name: str) -> RunResult:
-        method = getattr(self.aio, name)
-        try:
-            result: RunResult = asyncio.run(method())
-        except Exception as exc:
-            if self._expect is None or self._expect.error is None:
-                raise
-            if not isinstance(exc, self._expect.error) or self.aio.last_result is None:
-                raise AssertionError(
-                    f"eng5_expect: expected {self._expect.error.__name__} from a started run, "
-                    f"got {type(exc).__name__}: {exc}"
-                ) from exc
-            return self.aio.last_result
-        finally:
-            if self.aio.last_result is not None:
-                self._record(self.aio.last_result)
-        if self._expect is not None:
-            self._expect.check(result)
-        return result
+        with sigterm_as_interrupt():
+            return asyncio.run(self.aio.run(name))
 
     def plan(self) -> RunResult:
         return self._run("plan")
@@ -145,6 +212,11 @@ class RunnerHandle:
         return report
 
 
+def run_config(settings: Eng5Settings) -> RunConfig:
+    """The runner's configuration from the session's pytest settings."""
+    return RunConfig.from_values(settings.model_dump())
+
+
 def marker_overrides(node: pytest.Item) -> dict[str, Any]:
     """``eng5_run(**settings)`` markers merged, the closest marker winning."""
     overrides: dict[str, Any] = {}
@@ -162,7 +234,7 @@ def marker_overrides(node: pytest.Item) -> dict[str, Any]:
 
 
 def _hooks(config: pytest.Config) -> RunHooks:
-    from pytest_eng5.runner.orchestrator import RunHooks
+    from pytest_eng5.runner.config import RunHooks
 
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -211,8 +283,8 @@ def eng5_runner_factory(
         settings = settings.merged(**overrides)
         from pytest_eng5.runner.orchestrator import Eng5Runner
 
-        runner = Eng5Runner(settings, eng5_stack.endpoints(), _hooks(config))
-        return RunnerHandle(runner, record, Expectation.from_node(node))
+        runner = Eng5Runner(run_config(settings), eng5_stack.endpoints(), _hooks(config))
+        return RunnerHandle(runner, record, Expectation.from_node(node), settings)
 
     return factory
 

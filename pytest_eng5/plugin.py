@@ -7,7 +7,7 @@ wires it into pytest.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -162,14 +162,11 @@ class RunReporter:
         self.config.stash[RUNS_KEY].extend(collect_report(self.config, report))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        runs = self.config.stash[RUNS_KEY]
-        if not runs:
-            return
-        from pytest_eng5.summary import format_summary_table
+        from pytest_eng5.summary import write_terminal_summary
 
-        terminalreporter.write_sep("=", "eng5 runs")
-        for line in format_summary_table(runs):
-            terminalreporter.write_line(line)
+        embedded = get_settings(self.config).stack == "embedded"
+        runs = self.config.stash[RUNS_KEY]
+        write_terminal_summary(terminalreporter, self.config, runs, embedded_stack=embedded)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -215,6 +212,26 @@ def check_run_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
             problems.append(f"{item.nodeid}: {exc}")
     if problems:
         raise pytest.UsageError("\n".join(problems))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test failing with an ``Eng5Error`` shows its message and next step in a few lines
+    (``--tb=long`` shows the traceback; the run's run.log always has it)."""
+    if call.excinfo is not None and isinstance(call.excinfo.value, Eng5Error):
+        item.user_properties.append(("eng5_error_kind", call.excinfo.value.kind))
+    report: pytest.TestReport = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, Eng5Error) and report.failed and item.config.option.tbstyle in _SHORT_TB:
+        from pytest_eng5.summary import short_failure
+
+        report.longrepr = short_failure(error, list(item.user_properties))
+    return report
+
+
+_SHORT_TB = ("auto", "short")
 
 
 @pytest.fixture(scope="session")

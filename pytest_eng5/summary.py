@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import shlex
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from pytest_eng5.core.outcome import Outcome
+from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.results import RunResult
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run stopped by Ctrl-C/SIGTERM: its test never reports, so it is kept here."""
+
+    nodeid: str
+    facts: dict[str, str]
+
+
+INTERRUPTED_KEY = pytest.StashKey[list[InterruptedRun]]()
 
 
 def _junit_xml(config: pytest.Config) -> Any:
@@ -32,6 +47,10 @@ def record_run(config: pytest.Config, node: Any, result: RunResult) -> None:
         print(f"[[ATTACHMENT|{result.evidence_dir}]]")
     for message in result.messages:
         print(redact(f"eng5: {message}"))
+    if result.outcome is Outcome.INTERRUPTED:
+        nodeid = str(getattr(node, "nodeid", ""))
+        facts = runs_in(list(result.properties()))[0]
+        config.stash.setdefault(INTERRUPTED_KEY, []).append(InterruptedRun(nodeid, facts))
     config.hook.pytest_eng5_run_finished(result=result, node=node)
 
 
@@ -52,6 +71,7 @@ SUITE_FACTS = (
     "ssr",
     "split_half_spearman_brown",
     "n_cr",
+    "graph_components",
     "mean_se",
     "tau_b",
     "duration_s",
@@ -82,6 +102,8 @@ def format_summary_table(runs: list[dict[str, str]]) -> list[str]:
         ("mode", "mode"),
         ("outcome", "outcome"),
         ("comparisons", "comparisons"),
+        ("N_CR", "n_cr"),
+        ("components", "graph_components"),
         ("SSR", "ssr"),
         ("tau-b", "tau_b"),
         ("duration_s", "duration_s"),
@@ -91,3 +113,57 @@ def format_summary_table(runs: list[dict[str, str]]) -> list[str]:
     table += [tuple(run.get(key) or "-" for _, key in columns) for run in runs]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table]
+
+
+def write_terminal_summary(
+    reporter: Any, config: pytest.Config, runs: list[dict[str, str]], *, embedded_stack: bool
+) -> None:
+    """The ``eng5 runs`` table, plus how to re-attach to every interrupted batch."""
+    interrupted = config.stash.get(INTERRUPTED_KEY, [])
+    reported = {run.get("batch_uuid") for run in runs}
+    rows = runs + [i.facts for i in interrupted if i.facts.get("batch_uuid") not in reported]
+    if not rows:
+        return
+    reporter.write_sep("=", "eng5 runs")
+    for line in format_summary_table(rows):
+        reporter.write_line(line)
+    for run in interrupted:
+        batch_uuid = run.facts.get("batch_uuid", "")
+        reporter.write_line(f"eng5: batch {batch_uuid} was interrupted; re-attach to it with:")
+        reporter.write_line("  " + reattach_command(config, run.nodeid, batch_uuid))
+        if embedded_stack:
+            reporter.write_line(
+                "  (the embedded stack stopped with this session: re-attaching needs a stack "
+                "that keeps running, e.g. --eng5-stack=external)"
+            )
+
+
+def reattach_command(config: pytest.Config, nodeid: str, batch_uuid: str) -> str:
+    """This session's command for one test with ``--eng5-batch-uuid`` (its execute run then
+    re-attaches: the batch's record says it was published)."""
+    positional = set(config.args)
+    kept: list[str] = []
+    skip_next = False
+    for arg in config.invocation_params.args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg == "--eng5-batch-uuid":
+            skip_next = True
+            continue
+        if arg.startswith("--eng5-batch-uuid=") or arg in positional:
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, nodeid, f"--eng5-batch-uuid={batch_uuid}"])
+
+
+def short_failure(error: Eng5Error, properties: list[tuple[str, object]]) -> str:
+    """A few lines for a test that failed with an ``Eng5Error``: what, the next step, where."""
+    lines = [f"{type(error).__name__} [{error.kind}]: {error.message}"]
+    if error.next_step:
+        lines.append(f"  next step: {error.next_step}")
+    runs = runs_in(properties)
+    evidence = runs[-1].get("evidence") if runs else None
+    where = f"the full traceback is in {evidence}/run.log; " if evidence else ""
+    lines.append(f"  ({where}--tb=long prints it here)")
+    return redact("\n".join(lines))

@@ -1,6 +1,6 @@
 """Child process of the SIGINT scenario: one execute run against a running stack.
 
-``argv[1]`` is a private JSON file with ``settings`` (Eng5Settings fields) and ``endpoints``
+``argv[1]`` is a private JSON file with ``settings`` (pytest setting names) and ``endpoints``
 (Endpoints fields; they include the JWT secret, hence a file and not the command line).
 Ctrl-C (SIGINT) during the await must leave the evidence written so far.
 """
@@ -12,13 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-from pytest_eng5.runner.orchestrator import Endpoints, Eng5Runner
-from pytest_eng5.settings import Eng5Settings
+from pytest_eng5.runner import Endpoints, Eng5Runner, RunConfig
 
 
 def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    runner = Eng5Runner(Eng5Settings(**spec["settings"]), Endpoints(**spec["endpoints"]))
+    runner = Eng5Runner(RunConfig.from_values(spec["settings"]), Endpoints(**spec["endpoints"]))
     try:
         asyncio.run(runner.execute())
     except KeyboardInterrupt:

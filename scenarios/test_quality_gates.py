@@ -27,9 +27,13 @@ def test_ssr_gate_fails_with_the_value_and_the_threshold(
 
 
 def test_met_gates_pass(eng5_runner_factory, sample, own_cache) -> None:
+    """A tau-b gate (e.g. from the ini file) does not fail an execute run: tau-b is a fact of
+    anchor-align runs only."""
     settings = {**sample, **own_cache, "max_comparisons": 120, "min_n_cr": 5.0}
-    result = eng5_runner_factory(**settings).execute()
+    result = eng5_runner_factory(**settings, min_tau_b=0.5).execute()
+    assert result.outcome == "completed"
     assert result.statistics["n_cr"] >= 5.0
+    assert any("applies to anchor-align runs only" in m for m in result.messages)
 
 
 def test_tau_b_gate_on_anchor_alignment(eng5_runner_factory) -> None:

@@ -88,3 +88,29 @@ def test_reattach_by_uuid_collects_the_earlier_batch(
     assert attached.outcome == "completed"
     assert attached.comparisons > 0
     assert attached.evidence_dir == published.evidence_dir
+    record = json.loads(attached.artefact_path.read_text())["validation"]["runner_status"]
+    recorded = json.loads((published.evidence_dir / "assessment_run.json").read_text())
+    assert (
+        record["collector_offsets"] == recorded["validation"]["runner_status"]["collector_offsets"]
+    ), "attach starts where the publishing run positioned its collector"
+    assert record["publish"] is not None, "the publish offset is carried over"
+    lines_after_attach = _event_keys(attached.evidence_dir)
+    assert len(lines_after_attach) == len(set(lines_after_attach)), "no event written twice"
+    again = eng5_runner_factory(**sample, **own_cache, batch_uuid=published.batch_uuid).attach()
+    assert again.outcome == "completed"
+    assert _event_keys(again.evidence_dir) == lines_after_attach, "a second attach adds nothing"
+
+
+def test_execute_of_a_published_batch_uuid_reattaches_instead_of_republishing(
+    eng5_runner_factory, request_watch, sample, own_cache
+) -> None:
+    published = eng5_runner_factory(**sample, **own_cache, no_await=True).execute()
+    again = eng5_runner_factory(**sample, **own_cache, batch_uuid=published.batch_uuid).execute()
+    assert again.outcome == "completed"
+    assert any("re-attaching instead of publishing" in m for m in again.messages)
+    assert len(request_watch.new_requests()) == 1, "the batch was published once"
+
+
+def _event_keys(folder) -> list[tuple[str, int, int]]:
+    lines = (folder / "events.jsonl").read_text().splitlines()
+    return [(e["topic"], e["partition"], e["offset"]) for e in map(json.loads, lines)]

@@ -20,7 +20,7 @@ def test_first_run_uploads_all_second_none_force_all(
         result = eng5_runner_factory(
             **sample, **own_cache, no_kafka=True, force_reupload=force
         ).execute()
-        assert result.outcome == "not-published"
+        assert result.outcome == "not_published"
         counts.append((eng5_stack.content_uploads() - before, result.uploaded, result.reused))
     assert counts == [(24, 24, 0), (0, 0, 24), (24, 24, 0)]
     cache = json.loads(own_cache["cache_file"].read_text())

@@ -114,7 +114,7 @@ def read_run(path: Path) -> VariantRun | None:
         batch_uuid=str(metadata["batch_uuid"]),
         mode=str(metadata["runner_mode"]),
         grade_order=get_scale(scale).grades if scale else (),
-        anchor_grades={a["anchor_id"]: a["grade"] for a in anchors if a.get("grade")},
+        anchor_grades={a["anchor_id"]: a["anchor_grade"] for a in anchors if a.get("anchor_grade")},
         judged=tuple(judged),
         failed_comparisons=failed,
         ssr=_float((doc.get("statistics") or {}).get("ssr")),

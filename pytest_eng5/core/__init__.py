@@ -20,6 +20,7 @@ from pytest_eng5.core.names import (
     PreflightMode,
     StackKind,
 )
+from pytest_eng5.core.outcome import Outcome
 from pytest_eng5.core.topics import (
     CALLBACK_EVENT_TYPE,
     CALLBACK_TOPIC,
@@ -51,6 +52,7 @@ __all__ = [
     "Endpoints",
     "JudgeName",
     "KafkaProvider",
+    "Outcome",
     "PreflightMode",
     "StackKind",
     "dsn_from_env",

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from pytest_eng5.contracts import AssessmentResultV1, LLMComparisonResultV1, get_scale
 from pytest_eng5.errors import GateError
 from pytest_eng5.runner.alignment import AlignmentComparison, AlignmentResult, build_alignment
 from pytest_eng5.runner.alignment_report import render_markdown, render_plot
 from pytest_eng5.runner.bt_model import Comparison, fit_maximum_likelihood
+from pytest_eng5.runner.config import Gates
 from pytest_eng5.runner.inventory import EssayFile, Inventory, sha256_hex
+from pytest_eng5.runner.record import (
+    AnchorRecord,
+    ComparisonGraph,
+    DocumentBlob,
+    RunInputs,
+    StudentRecord,
+)
 from pytest_eng5.runner.run_statistics import summarize
-from pytest_eng5.settings import Eng5Settings
 
 
 def preload(*, plotting: bool) -> None:
@@ -112,23 +122,69 @@ def write_alignment(
     render_plot(alignment, folder / "alignment.png", batch_uuid=batch_uuid, batch_label=batch_label)
 
 
-def check_gates(
-    settings: Eng5Settings,
-    statistics: Mapping[str, Any],
-    alignment: Mapping[str, Any],
-    batch_uuid: str,
-) -> None:
-    """Raise :class:`GateError` for the first configured gate the run misses."""
-    check_position_bias(settings.max_position_bias, statistics, batch_uuid)
-    checks = (
-        ("SSR", settings.min_ssr, statistics.get("ssr")),
-        ("N_CR", settings.min_n_cr, statistics.get("n_cr")),
-        ("Kendall tau-b", settings.min_tau_b, alignment.get("tau_b")),
+def comparison_graph(
+    essay_ids: Iterable[str], comparisons: Sequence[Comparison]
+) -> ComparisonGraph:
+    """Connected components and N_CR of the batch's comparison graph.
+
+    Nodes are the essays sent plus any essay the comparisons name (CJ's own anchors); an
+    essay never compared is a component of its own.
+    """
+    nodes = sorted(
+        set(essay_ids) | {c.winner for c in comparisons} | {c.loser for c in comparisons}
     )
+    if not nodes:
+        return ComparisonGraph(essays=0, comparisons=0, components=0, n_cr=0.0)
+    index = {essay_id: position for position, essay_id in enumerate(nodes)}
+    rows = [index[c.winner] for c in comparisons]
+    cols = [index[c.loser] for c in comparisons]
+    adjacency = coo_matrix(([1] * len(rows), (rows, cols)), shape=(len(nodes), len(nodes)))
+    components, _ = connected_components(adjacency, directed=False)
+    return ComparisonGraph(
+        essays=len(nodes),
+        comparisons=len(comparisons),
+        components=int(components),
+        n_cr=round(2 * len(comparisons) / len(nodes), 2),
+    )
+
+
+def missing_essays(sent: Iterable[str], result: AssessmentResultV1 | None) -> list[str]:
+    """Essays sent that CJ's rich result does not score ([] when there is no result)."""
+    if result is None:
+        return []
+    scored = {essay.essay_id for essay in result.essay_results}
+    return sorted(essay_id for essay_id in sent if essay_id not in scored)
+
+
+def check_gates(
+    gates: Gates,
+    mode: str,
+    statistics: Mapping[str, object],
+    alignment: Mapping[str, object],
+    batch_uuid: str,
+) -> list[str]:
+    """Raise :class:`GateError` for the first configured gate the run misses.
+
+    tau-b measures the anchors' order, which only anchor-align runs produce: in other modes
+    its gate does not apply, and the returned notes say so.
+    """
+    check_position_bias(gates.max_position_bias, statistics, batch_uuid)
+    notes: list[str] = []
+    checks: list[tuple[str, float | None, object]] = [
+        ("SSR", gates.min_ssr, statistics.get("ssr")),
+        ("N_CR", gates.min_n_cr, statistics.get("n_cr")),
+    ]
+    if mode == "anchor-align-test":
+        checks.append(("Kendall tau-b", gates.min_tau_b, alignment.get("tau_b")))
+    elif gates.min_tau_b is not None:
+        notes.append(
+            f"the tau-b gate ({gates.min_tau_b:.3f}) applies to anchor-align runs only; "
+            f"not checked for this {mode} run"
+        )
     for name, threshold, value in checks:
         if threshold is None:
             continue
-        if value is None:
+        if not isinstance(value, int | float):
             raise GateError(
                 f"{name} could not be computed for batch {batch_uuid} (too few comparisons "
                 f"or essays), so the gate {threshold:.3f} is not met",
@@ -140,10 +196,11 @@ def check_gates(
                 next_step="collect more comparisons (raise max comparisons), or review "
                 "the judge/prompt; the evidence folder has the details",
             )
+    return notes
 
 
 def check_position_bias(
-    limit: float | None, statistics: Mapping[str, Any], batch_uuid: str
+    limit: float | None, statistics: Mapping[str, object], batch_uuid: str
 ) -> None:
     """The position-bias gate: |share won by the first-presented essay − 0.5| ≤ ``limit``."""
     if limit is None:
@@ -166,34 +223,29 @@ def check_position_bias(
         )
 
 
-def artefact_inputs(inventory: Inventory, essays: Mapping[str, EssayFile]) -> dict[str, Any]:
-    """The artefact's ``inputs``: the instructions, and every essay under the id sent to CJ."""
+def artefact_inputs(inventory: Inventory, essays: Mapping[str, EssayFile]) -> RunInputs:
+    """The record's ``inputs``: the instructions, and every essay under the id sent to CJ."""
     blob = None
     if inventory.instructions_path is not None and inventory.instructions_text is not None:
-        blob = {
-            "source_path": inventory.instructions_path.name,
-            "checksum": sha256_hex(inventory.instructions_text.encode()),
-            "content": inventory.instructions_text,
-        }
+        blob = DocumentBlob(
+            source_path=inventory.instructions_path.name,
+            checksum=sha256_hex(inventory.instructions_text.encode()),
+            content=inventory.instructions_text,
+        )
     anchors = [
-        {
-            "anchor_id": e.local_id,
-            "essay_id": eid,
-            "file_name": e.name,
-            "grade": e.grade,
-            "checksum": e.file_sha256,
-        }
+        AnchorRecord(
+            anchor_id=e.local_id,
+            essay_id=eid,
+            file_name=e.name,
+            anchor_grade=e.grade,
+            checksum=e.file_sha256,
+        )
         for eid, e in essays.items()
         if e.role == "anchor"
     ]
     students = [
-        {"essay_id": eid, "file_name": e.name, "checksum": e.file_sha256}
+        StudentRecord(essay_id=eid, file_name=e.name, checksum=e.file_sha256)
         for eid, e in essays.items()
         if e.role == "student"
     ]
-    return {
-        "instructions": blob,
-        "prompt_reference": blob,
-        "anchors": anchors,
-        "students": students,
-    }
+    return RunInputs(instructions=blob, prompt_reference=blob, anchors=anchors, students=students)

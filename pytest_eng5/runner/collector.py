@@ -36,7 +36,13 @@ from pytest_eng5.contracts import (
     LLMComparisonResultV1,
 )
 from pytest_eng5.core.kafka_metadata import topic_partitions
-from pytest_eng5.errors import AwaitTimeoutError, BatchFailedError, ConfigurationError
+from pytest_eng5.errors import (
+    AwaitTimeoutError,
+    BatchFailedError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    KafkaReadError,
+)
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.evidence import EVENTS_FILE, EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
@@ -303,9 +309,11 @@ class BatchCollector:
         progress: Callable[[ProgressInfo], None] | None = None,
         request_correlation_id: UUID | None = None,
         from_beginning: bool = False,
+        start_at: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self.identity = identity
         self.from_beginning = from_beginning
+        self.start_at = dict(start_at or {})
         self.evidence = evidence
         self.completion_grace = completion_grace
         self._on_event = on_event
@@ -325,8 +333,9 @@ class BatchCollector:
     async def prepare(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - public API
         """Start the consumer and position it at the current end of every collected topic.
 
-        With ``from_beginning`` (re-attaching to a batch published by an earlier run) it starts
-        at the beginning instead and relies on the batch filter.
+        Re-attaching to a batch published by an earlier run, it starts at ``start_at`` (the
+        positions that run recorded before publishing) or, for partitions without one and with
+        ``from_beginning``, at the beginning; the batch filter keeps the batch's events.
         """
         bootstrap = str(self._consumer_kwargs.get("bootstrap_servers", "localhost:9092"))
         started = time.monotonic()
@@ -344,8 +353,9 @@ class BatchCollector:
             async with asyncio.timeout(timeout):
                 await consumer.start()
                 partitions = await topic_partitions(consumer, COLLECTED_TOPICS)
-                if self.from_beginning:  # re-attaching to a batch published earlier
+                if self.from_beginning or self.start_at:  # re-attaching to an earlier batch
                     positions = await consumer.beginning_offsets(partitions)
+                    positions.update({tp: o for tp, o in self.start_at.items() if tp in positions})
                 else:
                     positions = await consumer.end_offsets(partitions)
                 consumer.assign(partitions)
@@ -353,19 +363,17 @@ class BatchCollector:
                     consumer.seek(partition, offset)
         except TimeoutError:
             await _stop_consumer(consumer)
-            raise ConfigurationError(
+            raise BrokerUnavailableError(
                 f"could not position the event collector on {bootstrap} within {timeout:g} s",
                 next_step="check the broker is up and that the topics "
-                f"{', '.join(COLLECTED_TOPICS)} exist",
+                f"{', '.join(COLLECTED_TOPICS)} exist; nothing was published",
             ) from None
-        except ConfigurationError:
-            await _stop_consumer(consumer)
-            raise
         except Exception as exc:
             await _stop_consumer(consumer)
-            raise ConfigurationError(
+            raise BrokerUnavailableError(
                 redact(f"could not start the event collector on {bootstrap}: {exc!r}"),
-                next_step="check the broker is up and the consumer settings (security, SASL)",
+                next_step="check the broker is up and answers on that address, and the consumer "
+                "settings (security protocol, SASL); nothing was published",
             ) from exc
         except BaseException:  # Ctrl-C / cancellation: the started consumer must not leak
             await _stop_consumer(consumer)
@@ -512,7 +520,7 @@ class BatchCollector:
             evidence_dir=self.evidence.folder if self.evidence is not None else None,
         )
 
-    def _read_error(self, exc: Exception) -> AwaitTimeoutError:
+    def _read_error(self, exc: Exception) -> KafkaReadError:
         run = self.collected
         if self.evidence is not None:
             self.evidence.log.error(
@@ -522,14 +530,14 @@ class BatchCollector:
             where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
         else:
             where = "no evidence folder was configured"
-        return AwaitTimeoutError(
+        return KafkaReadError(
             redact(
                 f"batch {self.identity.batch_id} ({self.identity.batch_label}): reading its "
                 f"events from Kafka failed after {len(run.callbacks)} callbacks: "
                 f"{type(exc).__name__}: {exc}"
             ),
-            next_step=f"{where}. Check the broker and the consumer settings, then re-attach "
-            "with this batch_uuid to collect the rest.",
+            next_step=f"{where}. The batch itself may still be running: check the broker, "
+            "then re-attach with this batch_uuid to collect the rest (do not publish again).",
             evidence_dir=self.evidence.folder if self.evidence is not None else None,
         )
 

@@ -51,6 +51,7 @@ class EvidenceFolder:
         self.folder = Path(root) / identity.batch_id
         self.folder.mkdir(parents=True, exist_ok=True)
         self._events: IO[str] | None = None
+        self._event_keys: set[tuple[str, int, int]] | None = None
         self.events_written = 0
         self.log = logging.getLogger(f"pytest_eng5.run.{identity.batch_id}")
         self.log.setLevel(logging.DEBUG)
@@ -83,7 +84,17 @@ class EvidenceFolder:
         malformed_reason: str | None = None,
         duplicate: bool = False,
     ) -> None:
-        """Append one received event to ``events.jsonl`` and flush it at once."""
+        """Append one received event to ``events.jsonl`` and flush it at once.
+
+        Idempotent by (topic, partition, offset): a record already in the file (a re-attach
+        reading the topics again) is not written a second time.
+        """
+        if self._event_keys is None:
+            self._event_keys = self._recorded_keys()
+        key = (topic, partition, offset)
+        if key in self._event_keys:
+            return
+        self._event_keys.add(key)
         line: dict[str, Any] = {
             "received_at": datetime.now(UTC).isoformat(),
             "kind": kind,
@@ -101,6 +112,22 @@ class EvidenceFolder:
         self._events.write(redact(json.dumps(line, ensure_ascii=False, default=str)) + "\n")
         self._events.flush()
         self.events_written += 1
+
+    def _recorded_keys(self) -> set[tuple[str, int, int]]:
+        """(topic, partition, offset) of every line already in ``events.jsonl``; a line cut
+        off by a crash is skipped."""
+        target = self.path(EVENTS_FILE)
+        if not target.exists():
+            return set()
+        keys: set[tuple[str, int, int]] = set()
+        with target.open(encoding="utf-8") as handle:
+            for text in handle:
+                try:
+                    line = json.loads(text)
+                    keys.add((str(line["topic"]), int(line["partition"]), int(line["offset"])))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return keys
 
     def read_events(self) -> list[dict[str, Any]]:
         """The lines of ``events.jsonl`` written so far (for reports and tests)."""

@@ -8,10 +8,41 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    NotEnoughReplicasAfterAppendError,
+    RequestTimedOutError,
+)
 
 from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
-from pytest_eng5.errors import PublishError
+from pytest_eng5.errors import PublishError, PublishUnconfirmedError
 from pytest_eng5.redact import redact
+
+#: failures after the request was handed to the producer that do not tell whether the broker
+#: stored it (a timeout, a connection lost mid-request, stored but not fully replicated)
+_UNCONFIRMED_ERRORS = (
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    KafkaConnectionError,
+    NodeNotReadyError,
+    NotEnoughReplicasAfterAppendError,
+)
+
+
+#: produce errors with which the broker says it did not append the record
+_REFUSALS = frozenset(
+    {
+        "NotEnoughReplicasError",
+        "TopicAuthorizationFailedError",
+        "MessageSizeTooLargeError",
+        "InvalidTopicError",
+        "RecordListTooLargeError",
+        "CorruptRecordError",
+        "InvalidRequiredAcksError",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +62,11 @@ async def publish_request(
 ) -> PublishedInfo:
     """Send ``envelope`` to the request topic, keyed by its ``entity_id``, with ``acks="all"``.
 
-    Idempotence is whatever ``producer_kwargs`` says (on for every stack by default). When
-    this raises :class:`PublishError` the broker did not acknowledge the request, so treat it as
-    not published (re-running with a fresh ``event_id`` is safe).
+    Idempotence is whatever ``producer_kwargs`` says (on for every stack by default).
+    :class:`PublishError`: the broker refused it or was never reached, so it is not on the topic
+    and publishing again is safe. :class:`PublishUnconfirmedError`: the request was sent but not
+    acknowledged (a request timeout, a lost connection); it may be on the topic, so re-attach with
+    the batch uuid (or check the topic) before publishing again.
     """
     kwargs = {**producer_kwargs, "acks": "all"}
     bootstrap = str(kwargs.get("bootstrap_servers", "localhost:9092"))
@@ -52,20 +85,26 @@ async def publish_request(
     refusals = _BrokerRefusals()
     sender_log = logging.getLogger("aiokafka.producer.sender")
     sender_log.addHandler(refusals)
+    sending = False
     try:
         async with asyncio.timeout(timeout):
             await producer.start()
+            sending = True
             metadata = await producer.send_and_wait(
                 REQUEST_TOPIC, value=envelope.to_bytes(), key=key
             )
     except TimeoutError:
-        raise _publish_error(
-            bootstrap,
-            f"no acknowledgement within {timeout:g} s{refusals.describe()}",
-            unconfirmed=True,
-        ) from None
-    except Exception as exc:  # aiokafka raises many types; all mean "not published"
-        raise _publish_error(bootstrap, f"{type(exc).__name__}: {exc}") from exc
+        reason = f"no acknowledgement within {timeout:g} s{refusals.describe()}"
+        if not sending:
+            raise _publish_error(
+                bootstrap, f"the broker did not answer within {timeout:g} s"
+            ) from None
+        # the broker's last answer refused the record: it was not stored
+        raise _publish_error(bootstrap, reason, unconfirmed=not refusals.refused()) from None
+    except Exception as exc:  # aiokafka raises many types
+        reason = f"{type(exc).__name__}: {exc}"
+        unconfirmed = sending and isinstance(exc, _UNCONFIRMED_ERRORS)
+        raise _publish_error(bootstrap, reason, unconfirmed=unconfirmed) from exc
     finally:
         sender_log.removeHandler(refusals)
         await _stop_quietly(producer, max(0.5, deadline - loop.time()))
@@ -85,6 +124,10 @@ class _BrokerRefusals(logging.Handler):
             partition, error = args
             if getattr(partition, "topic", None) == REQUEST_TOPIC:
                 self.errors.append(getattr(error, "__name__", type(error).__name__))
+
+    def refused(self) -> bool:
+        """True when the broker's last answer said it did not store the record."""
+        return bool(self.errors) and self.errors[-1] in _REFUSALS
 
     def describe(self) -> str:
         if not self.errors:
@@ -113,6 +156,8 @@ def _envelope_key(envelope: EventEnvelope) -> bytes:
 
 
 def _publish_error(bootstrap: str, reason: str, *, unconfirmed: bool = False) -> PublishError:
+    """Refused (not on the topic: publishing again is safe) or unconfirmed (it may be there:
+    re-attach first, or the batch runs twice)."""
     hint = ""
     if "UnknownError" in reason or "InitProducerId" in reason:
         hint = (
@@ -126,7 +171,8 @@ def _publish_error(bootstrap: str, reason: str, *, unconfirmed: bool = False) ->
         if unconfirmed
         else "The request was not published; re-run when the broker answers."
     )
-    return PublishError(
+    error_type = PublishUnconfirmedError if unconfirmed else PublishError
+    return error_type(
         redact(f"could not publish the CJ request to {REQUEST_TOPIC} via {bootstrap}: {reason}"),
         next_step=redact(
             f"check the broker is up: is {bootstrap} reachable and the topic {REQUEST_TOPIC} "

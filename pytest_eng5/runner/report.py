@@ -47,7 +47,7 @@ def scale_entries(doc: Mapping[str, Any]) -> list[ScaleEntry]:
     summary = {str(entry["essay_id"]): entry for entry in doc.get("bt_summary") or []}
     # anchor-align sends the anchors as students: their grades are in the inputs
     known_grades = {
-        str(a["essay_id"]): a.get("grade")
+        str(a["essay_id"]): a.get("anchor_grade")
         for a in (doc.get("inputs") or {}).get("anchors") or []
         if a.get("essay_id")
     }

@@ -5,19 +5,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from pytest_eng5.core.outcome import Outcome
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.capacity import CapacityReport
 from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.runner.record import ComparisonGraph, TopicOffset
 
-#: Run statistics copied into JUnit properties as ``eng5_<key>``.
+#: Run statistics copied into JUnit properties as ``eng5_<key>`` (``eng5_n_cr`` comes from the
+#: comparison graph, or the statistics when there is none).
 STATISTICS_PROPERTIES = (
     "ssr",
     "ssr_ci_low",
     "ssr_ci_high",
     "split_half_spearman_brown",
-    "n_cr",
     "mean_se",
     "position_bias",
     "position_bias_ci_low",
@@ -27,19 +29,7 @@ STATISTICS_PROPERTIES = (
     "n_cr_more_for_ssr_0.9",
 )
 
-OUTCOMES = (
-    "planned",
-    "dry-run",
-    "registered",
-    "not-published",
-    "published",
-    "completed",
-    "failed",
-    "timeout",
-    "publish-failed",
-    "interrupted",
-    "rejected",
-)
+OUTCOMES: Final = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass
@@ -54,7 +44,7 @@ class RunResult:
 
     mode: str
     identity: BatchIdentity
-    outcome: str = "rejected"
+    outcome: Outcome = Outcome.REJECTED
     evidence_dir: Path | None = None
     artefact_path: Path | None = None
     assignment_id: str | None = None
@@ -76,7 +66,15 @@ class RunResult:
     projections: dict[str, str] = field(default_factory=dict)
     registration: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    #: what stopped the run (message and next step), None when it ended as planned
     error: str | None = None
+    #: ``Eng5Error.kind`` of that error, or the exception type's name
+    error_kind: str | None = None
+    #: where the request was stored on the request topic (None: not confirmed)
+    publish: TopicOffset | None = None
+    comparison_graph: ComparisonGraph | None = None
+    #: essays sent that CJ did not score
+    missing_essay_ids: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic, repr=False)
 
@@ -94,7 +92,7 @@ class RunResult:
             ("eng5_mode", self.mode),
             ("eng5_batch_uuid", self.batch_uuid),
             ("eng5_batch_label", self.identity.batch_label),
-            ("eng5_outcome", self.outcome),
+            ("eng5_outcome", self.outcome.value),
             ("eng5_assignment_id", self.assignment_id or ""),
             ("eng5_grade_scale", self.grade_scale or ""),
             ("eng5_students", self.students),
@@ -106,6 +104,11 @@ class RunResult:
         for key in STATISTICS_PROPERTIES:
             if key in self.statistics:
                 props.append((f"eng5_{key}", self.statistics[key]))
+        if self.comparison_graph is not None:
+            props.append(("eng5_n_cr", self.comparison_graph.n_cr))
+            props.append(("eng5_graph_components", self.comparison_graph.components))
+        elif "n_cr" in self.statistics:
+            props.append(("eng5_n_cr", self.statistics["n_cr"]))
         if "tau_b" in self.alignment:
             props.append(("eng5_tau_b", self.alignment["tau_b"]))
         if "eng5_db_extract" in self.post_run:

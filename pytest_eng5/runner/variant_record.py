@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_eng5.settings import Eng5Settings
+from pytest_eng5.runner.config import RunConfig
 
 #: The run settings a variant may change that the comparison report shows per variant.
 VARIANT_SETTING_KEYS = (
@@ -18,19 +18,29 @@ VARIANT_SETTING_KEYS = (
 )
 
 
-def variant_summary(settings: Eng5Settings) -> dict[str, Any]:
+def variant_summary(config: RunConfig) -> dict[str, Any]:
     """Experiment, variant, repeat index and baseline, plus the variant's LLM settings (file
     names, not paths); empty for a run that is not part of a variant."""
-    if settings.variant is None:
+    if config.variant is None:
         return {}
     summary: dict[str, Any] = {
-        "experiment": settings.experiment,
-        "variant": settings.variant,
-        "variant_repeat": settings.variant_repeat or 1,
-        "baseline": settings.baseline,
+        "experiment": config.experiment,
+        "variant": config.variant,
+        "variant_repeat": config.variant_repeat or 1,
+        "baseline": config.baseline,
+    }
+    llm = config.llm
+    values = {
+        "llm_provider": llm.provider,
+        "llm_model": llm.model,
+        "llm_temperature": llm.temperature,
+        "llm_max_tokens": llm.max_tokens,
+        "system_prompt_file": llm.system_prompt_file,
+        "rubric_file": llm.rubric_file,
+        "max_comparisons": config.max_comparisons,
     }
     for key in VARIANT_SETTING_KEYS:
-        value = getattr(settings, key)
+        value = values[key]
         if value is not None:
             summary[key] = getattr(value, "name", value)
     return summary

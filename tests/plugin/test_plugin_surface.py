@@ -78,7 +78,7 @@ def test_bad_combination_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 OFFLINE_STACK = """
     import pytest
-    from pytest_eng5.runner.orchestrator import Endpoints
+    from pytest_eng5.runner import Endpoints
 
     class NoServices:
         is_reference = False
@@ -215,3 +215,58 @@ def test_expect_marker_turns_an_expected_error_into_a_result(pytester: pytest.Py
             "*expected outcome 'completed', got 'planned'*",
         ]
     )
+
+
+def test_the_async_face_records_runs_hooks_and_expectations(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_aio_plan(eng5_runner):
+            result = await eng5_runner.aio.plan()
+            assert result.outcome == "planned"
+
+        @pytest.mark.asyncio
+        @pytest.mark.eng5_expect(outcome="completed")
+        async def test_aio_wrong_outcome_fails(eng5_runner):
+            await eng5_runner.aio.plan()
+        """
+    )
+    xml = pytester.path / "junit.xml"
+    result = pytester.runpytest("-s", f"--junitxml={xml}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*FINISHED plan planned eng5-np-local-batch students=24*",
+            "*expected outcome 'completed', got 'planned'*",
+        ]
+    )
+    assert xml.read_text().count('name="eng5_outcome" value="planned"') == 2
+
+
+def test_an_eng5_error_fails_a_test_in_a_few_lines(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(OFFLINE_STACK)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.eng5_run(max_comparisons=1)
+        def test_r1(eng5_runner):
+            eng5_runner.plan()
+        """
+    )
+    short = pytester.runpytest()
+    short.assert_outcomes(failed=1)
+    text = short.stdout.str()
+    failure = text[text.index("_ test_r1 _") : text.index("Captured stdout call")]
+    assert "CapacityError [capacity]: R1 comparison capacity check failed" in failure
+    assert "next step: set max comparisons to at least 2" in failure
+    assert "--tb=long prints it here" in failure
+    assert "orchestrator.py" not in failure, "no traceback by default"
+    assert len(failure.strip().splitlines()) <= 8
+
+    long = pytester.runpytest("--tb=long")
+    long.assert_outcomes(failed=1)
+    assert "orchestrator.py" in long.stdout.str(), "--tb=long shows the whole traceback"

@@ -30,7 +30,7 @@ RUN_MODULE = """
         runner = eng5_runner_factory(
             assignment_id=eng5_sample_assignment.assignment_id,
             course_id=eng5_sample_assignment.course_id,
-            max_comparisons=35,
+            max_comparisons=40,
         )
         result = runner.execute()
         assert result.outcome == "completed"
@@ -55,12 +55,15 @@ def test_junit_is_valid_and_no_secret_leaks(
         timeout=240,
     )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*eng5 runs*", "*batch_uuid*mode*outcome*", "*execute*completed*"])
+    result.stdout.fnmatch_lines(
+        ["*eng5 runs*", "*batch_uuid*mode*outcome*N_CR*components*", "*execute*completed*"]
+    )
 
     junit = pytester.path / "junit.xml"
     xmlschema.XMLSchema(XSD).validate(junit)
     text = junit.read_text()
-    for name in ("eng5_batch_uuid", "eng5_outcome", "eng5_ssr", "eng5_evidence"):
+    names = ("eng5_batch_uuid", "eng5_outcome", "eng5_ssr", "eng5_evidence", "eng5_n_cr")
+    for name in (*names, "eng5_graph_components"):
         assert f'name="{name}"' in text
     suite_properties = re.search(r"<testsuite [^>]*>\s*<properties>(.*?)</properties>", text, re.S)
     assert suite_properties is not None, "run-level facts reach the suite (also under -n 2)"

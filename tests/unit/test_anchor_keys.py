@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.inventory import collect_inventory
-from pytest_eng5.runner.orchestrator import ANCHOR_ALIGN_PREFIX, anchor_keys, request_essay_id
+from pytest_eng5.runner.steps import ANCHOR_ALIGN_PREFIX, anchor_keys, request_essay_id
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 TEXT = "A short but perfectly valid anchor essay about my home town and its people. " * 3

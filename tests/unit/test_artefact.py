@@ -10,19 +10,30 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from pytest_eng5.contracts import AssessmentResultV1, LLMComparisonResultV1
-from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.core.outcome import Outcome
 from pytest_eng5.redact import MASK, register_secret
 from pytest_eng5.runner.artefact import (
-    build_artefact,
-    fisher_standard_errors,
+    build_record,
+    record_document,
     schema_problems,
     verify_checksum,
-    write_artefact,
+    write_record,
 )
 from pytest_eng5.runner.collector import CollectedRun
 from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.runner.record import (
+    SCHEMA_PATH,
+    RunInputs,
+    RunMetadata,
+    RunnerStatus,
+    RunRecord,
+    RunStatistics,
+    record_schema,
+)
+from pytest_eng5.runner.record_sections import fisher_standard_errors
 
 STUDENTS = ["STUDENT-A", "STUDENT-B", "STUDENT-C"]
 ANCHOR = "ANCHOR_1_abcdef01"
@@ -95,34 +106,54 @@ def _collected(identity: BatchIdentity) -> CollectedRun:
     return run
 
 
-def _inputs() -> dict[str, Any]:
+def _inputs() -> RunInputs:
     checksum = "0" * 64
-    return {
-        "instructions": None,
-        "prompt_reference": {"source_path": "prompt.md", "checksum": checksum, "content": "Write"},
-        "anchors": [{"anchor_id": ANCHOR, "essay_id": ANCHOR, "grade": "B", "checksum": checksum}],
-        "students": [{"essay_id": essay_id, "checksum": checksum} for essay_id in STUDENTS],
+    return RunInputs.model_validate(
+        {
+            "instructions": None,
+            "prompt_reference": {"source_path": "prompt.md", "checksum": checksum, "content": "W"},
+            "anchors": [
+                {
+                    "anchor_id": ANCHOR,
+                    "essay_id": ANCHOR,
+                    "anchor_grade": "B",
+                    "checksum": checksum,
+                }
+            ],
+            "students": [{"essay_id": essay_id, "checksum": checksum} for essay_id in STUDENTS],
+        }
+    )
+
+
+def _record(identity: BatchIdentity, **overrides: Any) -> RunRecord:
+    outcome = Outcome(overrides.pop("outcome", "completed"))
+    metadata = RunMetadata(
+        batch_uuid=identity.batch_uuid,
+        batch_label=identity.batch_label,
+        runner_mode=overrides.pop("mode", "execute"),
+        assignment_id="assign-1",
+        course_id=None,
+        course_code="ENG5",
+        grade_scale="eng5_np_legacy_9_step",
+        runner_version="0.0.0",
+        git_sha="unknown",
+        generated_at=datetime.now(UTC),
+        settings={"completion_timeout": 60, "token": "supersecret-token-value"},
+    )
+    arguments: dict[str, Any] = {
+        "metadata": metadata,
+        "inputs": _inputs(),
+        "collected": _collected(identity),
+        "statistics": RunStatistics(ssr=0.71, n_cr=2.5),
+        "post_run": {"eng5_db_extract": {"status": "succeeded"}},
+        "status": RunnerStatus(outcome=outcome, partial_data=outcome.partial, timeout_seconds=60),
     }
+    arguments.update(overrides)
+    return build_record(**arguments)
 
 
 def _doc(identity: BatchIdentity, **overrides: Any) -> dict[str, Any]:
-    arguments: dict[str, Any] = {
-        "mode": "execute",
-        "settings_summary": {
-            "assignment_id": "assign-1",
-            "grade_scale": "eng5_np_legacy_9_step",
-            "course_code": "ENG5",
-            "timeout_seconds": 60,
-            "token": "supersecret-token-value",
-        },
-        "inputs": _inputs(),
-        "collected": _collected(identity),
-        "statistics": {"ssr": 0.71, "split_half": None, "n_cr": 2.5},
-        "post_run": {"eng5_db_extract": {"status": "succeeded"}},
-        "outcome": "completed",
-    }
-    arguments.update(overrides)
-    return build_artefact(identity, **arguments)
+    return record_document(_record(identity, **overrides))
 
 
 def test_realistic_artefact_is_valid_and_written_with_a_verifiable_checksum(
@@ -134,9 +165,7 @@ def test_realistic_artefact_is_valid_and_written_with_a_verifiable_checksum(
     (folder / "request.json").write_text("{}")
     (folder / "events.jsonl").write_text('{"kind": "callback"}\n')
     (folder / "run.log").write_text("")
-    doc = _doc(identity)
-
-    path = write_artefact(doc, folder / "assessment_run.json")
+    path = write_record(_record(identity), folder / "assessment_run.json")
 
     stored = json.loads(path.read_text())
     assert schema_problems(stored) == []
@@ -230,6 +259,7 @@ def test_plan_mode_without_events_is_valid() -> None:
         post_run=None,
         outcome="planned",
     )
+    assert doc["validation"]["runner_status"]["observed_events"]["llm_comparisons"] == 0
     assert doc["llm_comparisons"] == []
     assert schema_problems(doc) == []
 
@@ -239,22 +269,43 @@ def test_timeout_outcome_is_partial() -> None:
     assert doc["validation"]["runner_status"]["partial_data"] is True
 
 
-def test_invalid_document_is_refused_and_not_written(tmp_path: Path) -> None:
+def test_an_invalid_document_is_refused_by_the_model_and_the_stored_schema() -> None:
     doc = _doc(BatchIdentity.new("x"))
     doc["metadata"]["git_sha"] = "UNKNOWN!"
     doc["llm_comparisons"][0]["winner_id"] = None
-    target = tmp_path / "assessment_run.json"
-    with pytest.raises(ConfigurationError) as caught:
-        write_artefact(doc, target)
-    assert "metadata/git_sha" in str(caught.value)
-    assert "llm_comparisons/0/winner_id" in str(caught.value)
-    assert not target.exists()
+    with pytest.raises(ValidationError) as caught:
+        RunRecord.model_validate(doc)
+    assert "git_sha" in str(caught.value)
+    assert "winner" in str(caught.value)
+    problems = schema_problems(doc)
+    assert any(p.startswith("metadata/git_sha") for p in problems)
+    assert any(p.startswith("llm_comparisons/0") for p in problems)
 
 
 @pytest.mark.parametrize(("argument", "value"), [("mode", "dry_run"), ("outcome", "finished")])
 def test_unknown_mode_or_outcome_is_refused(argument: str, value: str) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ValueError, match=value):  # ValidationError, or Outcome("finished")
         _doc(BatchIdentity.new("x"), **{argument: value})
+
+
+def test_the_stored_schema_is_generated_from_the_record_model() -> None:
+    stored = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert stored == record_schema(), "regenerate: python -m pytest_eng5.runner.record"
+    outcomes = stored["$defs"]["Outcome"]["enum"]
+    assert outcomes == [outcome.value for outcome in Outcome]
+
+
+def test_anchors_carry_their_grade_also_when_sent_as_students() -> None:
+    identity = BatchIdentity.new("align")
+    collected = _collected(identity)
+    assert collected.result is not None
+    for essay in collected.result.essay_results:  # anchor-align: CJ sees only students
+        essay.is_anchor = False
+    doc = _doc(identity, mode="anchor-align-test", collected=collected)
+    anchor = doc["inputs"]["anchors"][0]
+    assert (anchor["anchor_grade"], anchor["is_anchor"]) == ("B", True)
+    entry = next(row for row in doc["bt_summary"] if row["essay_id"] == ANCHOR)
+    assert (entry["is_anchor"], entry["anchor_grade"]) == (True, "B")
 
 
 def test_anchor_align_mode_and_null_ids_pass_the_schema() -> None:
@@ -268,7 +319,7 @@ def test_a_write_that_breaks_off_keeps_the_previous_artefact(
 ) -> None:
     identity = BatchIdentity.new("unit-artefact-crash")
     folder = tmp_path / identity.batch_id
-    path = write_artefact(_doc(identity), folder / "assessment_run.json")
+    path = write_record(_record(identity), folder / "assessment_run.json")
     before = path.read_text()
 
     def write_half_then_fail(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
@@ -278,7 +329,7 @@ def test_a_write_that_breaks_off_keeps_the_previous_artefact(
 
     monkeypatch.setattr(Path, "write_text", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        write_artefact(_doc(identity, outcome="timeout"), path)
+        write_record(_record(identity, outcome="timeout"), path)
     monkeypatch.undo()
 
     assert path.read_text() == before

@@ -16,8 +16,17 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from pytest_eng5.contracts import COMPLETED_TOPIC, EventEnvelope
-from pytest_eng5.errors import AwaitTimeoutError, ConfigurationError, Eng5Error, PublishError
+from pytest_eng5.errors import (
+    AwaitTimeoutError,
+    BrokerUnavailableError,
+    ConfigurationError,
+    Eng5Error,
+    KafkaReadError,
+    PublishError,
+    PublishUnconfirmedError,
+)
 from pytest_eng5.runner import collector as collector_module
+from pytest_eng5.runner import kafka_io
 from pytest_eng5.runner.collector import BatchCollector
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
@@ -122,7 +131,9 @@ async def test_kafka_error_while_reading_is_typed_and_keeps_the_evidence(tmp_pat
             await collector.wait(5.0)
     finally:
         evidence.close()
-    assert isinstance(caught.value, AwaitTimeoutError)
+    # a broker fault, not a batch that ran out of time
+    assert isinstance(caught.value, KafkaReadError)
+    assert not isinstance(caught.value, AwaitTimeoutError)
     assert "KafkaConnectionError" in caught.value.message
     assert "re-attach" in caught.value.next_step
     assert caught.value.evidence_dir == evidence.folder
@@ -195,3 +206,53 @@ async def test_producer_settings_aiokafka_refuses_are_a_publish_error(
             envelope, producer_kwargs=dict(_SASL_WITHOUT_CREDENTIALS), timeout=2.0
         )
     assert "not published" in caught.value.next_step
+
+
+@pytest.mark.asyncio
+async def test_a_broker_that_does_not_answer_at_prepare_is_an_infrastructure_fault() -> None:
+    """Not a ConfigurationError: the settings may be right and the broker merely down."""
+    from pytest_eng5.stack.ports import free_port
+
+    collector = BatchCollector(
+        BatchIdentity.new("unit-broker-down"),
+        consumer_kwargs={"bootstrap_servers": f"127.0.0.1:{free_port()}"},
+        evidence=None,
+    )
+    with pytest.raises(BrokerUnavailableError) as caught:
+        await collector.prepare(timeout=2.0)
+    assert not isinstance(caught.value, ConfigurationError)
+    assert "broker is up" in caught.value.next_step
+    assert "nothing was published" in caught.value.next_step
+
+
+class _TimingOutProducer:
+    """Starts, then the broker never acknowledges the request (aiokafka's request timeout)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+    async def start(self) -> None:
+        return None
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> None:
+        from aiokafka.errors import RequestTimedOutError
+
+        raise RequestTimedOutError()
+
+    async def stop(self) -> None:
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_request_timeout_at_publish_is_unconfirmed_not_unpublished(
+    monkeypatch: pytest.MonkeyPatch, make_guest_request: Callable[..., EventEnvelope]
+) -> None:
+    """Saying "not published" here invites a second publish of a batch that may be running."""
+    monkeypatch.setattr(kafka_io, "AIOKafkaProducer", _TimingOutProducer)
+    envelope = make_guest_request(BatchIdentity.new("unit-unconfirmed"), "E1")
+    with pytest.raises(PublishUnconfirmedError) as caught:
+        await publish_request(envelope, producer_kwargs={"bootstrap_servers": "x:1"}, timeout=5)
+    assert "RequestTimedOutError" in caught.value.message
+    assert "may still have stored it" in caught.value.next_step
+    assert "re-attach" in caught.value.next_step
+    assert "not published" not in caught.value.next_step
