@@ -24,10 +24,12 @@ from uuid import uuid4
 from aiokafka import AIOKafkaProducer
 
 from pytest_eng5.contracts.topics import CALLBACK_TOPIC, COMPLETED_TOPIC, RESULT_TOPIC
-from pytest_eng5.runner.artefact import build_artefact
+from pytest_eng5.core.outcome import Outcome
+from pytest_eng5.runner.artefact import build_record
 from pytest_eng5.runner.collector import BatchCollector, BatchEventFilter, CollectedEvent
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.runner.record import RunInputs, RunMetadata, RunnerStatus, StudentRecord
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.infra import running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
@@ -157,15 +159,25 @@ def bench_filter(total: int, essays: int, with_evidence: bool) -> dict[str, Any]
         for offset, (topic, value) in enumerate(records):
             event_filter.handle(topic, 0, offset, value)
         filtered = time.perf_counter()
-        doc = build_artefact(
-            identity,
-            mode="execute",
-            settings_summary={},
-            inputs={"students": [{"essay_id": f"ESSAY-{i:03d}"} for i in range(essays)]},
+        record = build_record(
+            metadata=RunMetadata(
+                batch_uuid=identity.batch_uuid,
+                batch_label=identity.batch_label,
+                runner_mode="execute",
+                assignment_id=None,
+                course_id=None,
+                grade_scale=None,
+                runner_version="bench",
+                git_sha="unknown",
+                generated_at=datetime.now(UTC),
+            ),
+            inputs=RunInputs(
+                instructions=None,
+                prompt_reference=None,
+                students=[StudentRecord(essay_id=f"ESSAY-{i:03d}") for i in range(essays)],
+            ),
+            status=RunnerStatus(outcome=Outcome.COMPLETED, partial_data=False, timeout_seconds=0),
             collected=event_filter.run,
-            statistics=None,
-            post_run=None,
-            outcome="completed",
         )
         hydrated = time.perf_counter()
         if evidence is not None:
@@ -179,7 +191,7 @@ def bench_filter(total: int, essays: int, with_evidence: bool) -> dict[str, Any]
         "filter_events_per_second": round(len(records) / (filtered - started)),
         "hydrate_seconds": round(hydrated - filtered, 3),
         "end_to_end_events_per_second": round(len(records) / (hydrated - started)),
-        "bt_entries": len(doc["bt_summary"]),
+        "bt_entries": len(record.bt_summary),
     }
 
 

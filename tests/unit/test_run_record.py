@@ -13,13 +13,13 @@ from pytest_eng5.core.outcome import Outcome
 from pytest_eng5.errors import GateError, PublishUnconfirmedError
 from pytest_eng5.runner.analysis import check_gates, comparison_graph
 from pytest_eng5.runner.artefact import read_record, schema_problems, verify_checksum
+from pytest_eng5.runner.bt_model import Comparison
 from pytest_eng5.runner.config import Gates, RunConfig
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.finalise import RunState, end_with_error
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.inventory import collect_inventory
 from pytest_eng5.runner.results import OUTCOMES, RunResult
-from pytest_eng5.runner.stats import Comparison
 from pytest_eng5.runner.steps import student_essays
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
