@@ -19,7 +19,9 @@ from pytest_eng5.runner.auth import mint_dev_token
 from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
-FAST_BUDGET = 40
+# Enough comparisons that the reference pairing connects the 36 essays (24 students + 12
+# anchors) every time: at 40 it sometimes leaves two groups, which is a disconnected_graph run.
+FAST_BUDGET = 72
 
 
 class RequestWatch:

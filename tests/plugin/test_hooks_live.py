@@ -28,7 +28,7 @@ MODULE = """
 
     def run(factory, sample, label):
         return factory(assignment_id=sample.assignment_id, course_id=sample.course_id,
-                       max_comparisons=40, batch_label=label)
+                       max_comparisons=72, batch_label=label)
 
     def test_events_reach_the_hook(eng5_runner_factory, eng5_sample_assignment):
         result = run(eng5_runner_factory, eng5_sample_assignment, "watched").execute()

@@ -30,7 +30,7 @@ RUN_MODULE = """
         runner = eng5_runner_factory(
             assignment_id=eng5_sample_assignment.assignment_id,
             course_id=eng5_sample_assignment.course_id,
-            max_comparisons=40,
+            max_comparisons=72,
         )
         result = runner.execute()
         assert result.outcome == "completed"
