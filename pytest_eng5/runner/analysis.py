@@ -206,7 +206,7 @@ def check_position_bias(
     if limit is None:
         return
     share = statistics.get("position_bias")
-    if share is None:
+    if not isinstance(share, int | float):
         raise GateError(
             f"position bias could not be computed for batch {batch_uuid} (no comparison "
             f"said which essay was presented first), so the gate {limit:.3f} is not met",
