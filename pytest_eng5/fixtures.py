@@ -12,7 +12,7 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
-from pytest_eng5.runner.config import Endpoints, RunConfig
+from pytest_eng5.runner.config import Endpoints, RunConfig, RunHooks
 from pytest_eng5.runner.interrupts import sigterm_as_interrupt
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
@@ -21,7 +21,6 @@ from pytest_eng5.stash import get_settings
 from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
-    from pytest_eng5.runner.config import RunHooks
     from pytest_eng5.runner.orchestrator import Eng5Runner
     from pytest_eng5.variants import VariantParam
 
@@ -234,8 +233,6 @@ def marker_overrides(node: pytest.Item) -> dict[str, Any]:
 
 
 def _hooks(config: pytest.Config) -> RunHooks:
-    from pytest_eng5.runner.config import RunHooks
-
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(info: Any) -> None:
@@ -281,6 +278,8 @@ def eng5_runner_factory(
             if extra:
                 settings = settings.merged(**extra)
         settings = settings.merged(**overrides)
+        # imported here: the runner pulls in aiokafka, numpy and scipy, which pytest start-up
+        # (every session that loads the plugin) does not need
         from pytest_eng5.runner.orchestrator import Eng5Runner
 
         runner = Eng5Runner(run_config(settings), eng5_stack.endpoints(), _hooks(config))

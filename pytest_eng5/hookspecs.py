@@ -38,7 +38,8 @@ def pytest_eng5_before_publish(envelope: EventEnvelope, identity: BatchIdentity)
 @hookspec
 def pytest_eng5_event_received(event: CollectedEvent, identity: BatchIdentity) -> None:
     """Called for every event of this batch the collector accepts (callbacks, completion,
-    result, failure), in arrival order."""
+    result, failure), in arrival order. An exception here stops the run with a ``HookError``
+    (outcome ``error``, recorded in the artefact); the batch may go on running in CJ."""
 
 
 @hookspec

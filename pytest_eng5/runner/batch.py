@@ -4,6 +4,7 @@ batch, and judge what came back (R1 after the run, alignment, R5 extraction, gat
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -57,7 +58,6 @@ async def publish_and_await(
         from_beginning=envelope is None,
         start_at=start_at,
     )
-    warm_up: asyncio.Task[None] | None = None
     try:
         # Positioned before publishing also without awaiting: a later attach starts there.
         await collector.prepare()
@@ -71,14 +71,18 @@ async def publish_and_await(
                 write_run_record(state)
                 finish(state)
                 return result
-        warm_up = asyncio.create_task(
-            asyncio.to_thread(preload, plotting=result.mode == "anchor-align-test")
+        # A daemon thread, not the loop's executor: a run stopped by Ctrl-C must not wait
+        # for an import in progress before the process can exit.
+        warm_up = threading.Thread(
+            target=preload,
+            kwargs={"plotting": result.mode == "anchor-align-test"},
+            name="eng5-preload",
+            daemon=True,
         )
+        warm_up.start()
         state.collected = collector.collected  # partial until the wait returns
         collected = await collector.wait(config.completion_timeout)
     except BaseException as exc:
-        if warm_up is not None:
-            warm_up.cancel()
         if result.published:
             absorb(state, collector.collected)
         if config.auto_extract_db and result.published:
@@ -89,12 +93,12 @@ async def publish_and_await(
         raise
     finally:
         await collector.close()
-    await warm_up
+    await asyncio.to_thread(warm_up.join)
     absorb(state, collected)
     result.outcome = (
         Outcome.COMPLETED_RESULT_MISSING if collected.result_missing else Outcome.COMPLETED
     )
-    _ensure_usable(state, collected)
+    ensure_usable(state)
     if result.mode == "anchor-align-test":
         _align(state, collected)
     write_run_record(state)
@@ -165,7 +169,7 @@ def absorb(state: RunState, collected: CollectedRun) -> None:
     result.missing_essay_ids = missing_essays(state.essays, collected.result)
 
 
-def _ensure_usable(state: RunState, collected: CollectedRun) -> None:
+def ensure_usable(state: RunState) -> None:
     """After the run: a batch without comparisons, with essays CJ did not score, or whose
     comparisons do not connect every essay, is not a success."""
     result = state.result

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from pytest_eng5.core.outcome import Outcome
-from pytest_eng5.errors import GateError, PublishUnconfirmedError
+from pytest_eng5.errors import GateError, PublishUnconfirmedError, UnusableBatchError
 from pytest_eng5.runner.analysis import check_gates, comparison_graph
 from pytest_eng5.runner.artefact import read_record, schema_problems, verify_checksum
+from pytest_eng5.runner.batch import ensure_usable
 from pytest_eng5.runner.bt_model import Comparison
 from pytest_eng5.runner.config import Gates, RunConfig
 from pytest_eng5.runner.evidence import EvidenceFolder
@@ -135,3 +136,39 @@ def test_events_are_written_once_per_topic_partition_offset(tmp_path: Path) -> N
     with EvidenceFolder(tmp_path, identity) as evidence:
         lines = evidence.read_events()
     assert [(e["partition"], e["offset"]) for e in lines] == [(0, 0), (0, 1), (1, 0)]
+
+
+def _judged(state: RunState, pairs: list[tuple[str, str]]) -> RunState:
+    state.result.comparison_graph = comparison_graph(
+        state.essays, [Comparison(winner, loser, "j") for winner, loser in pairs]
+    )
+    return state
+
+
+def test_a_batch_without_comparisons_is_not_completed(tmp_path: Path) -> None:
+    state = _judged(_state(tmp_path), [])
+    with pytest.raises(UnusableBatchError, match="without a single successful comparison") as info:
+        ensure_usable(state)
+    assert info.value.outcome == Outcome.NO_COMPARISONS
+    end_with_error(state, info.value)
+    assert _stored(state)["validation"]["runner_status"]["outcome"] == "no_comparisons"  # type: ignore[index]
+
+
+def test_a_disconnected_comparison_graph_is_not_completed(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    ids = sorted(state.essays)
+    chain = [(ids[i], ids[i + 1]) for i in range(len(ids) - 1) if i != 5]  # two groups
+    state = _judged(state, chain)
+    with pytest.raises(UnusableBatchError, match="2 separate groups") as info:
+        ensure_usable(state)
+    assert info.value.outcome == Outcome.DISCONNECTED_GRAPH
+    end_with_error(state, info.value)
+    graph = _stored(state)["validation"]["runner_status"]["comparison_graph"]  # type: ignore[index]
+    assert graph["components"] == 2
+    assert graph["n_cr"] == round(2 * len(chain) / len(ids), 2)
+
+
+def test_a_connected_graph_with_every_essay_scored_is_usable(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    ids = sorted(state.essays)
+    ensure_usable(_judged(state, [(ids[i], ids[i + 1]) for i in range(len(ids) - 1)]))
