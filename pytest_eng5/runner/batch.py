@@ -75,7 +75,7 @@ async def publish_and_await(
         # for an import in progress before the process can exit.
         warm_up = threading.Thread(
             target=preload,
-            kwargs={"plotting": result.mode == "anchor-align-test"},
+            kwargs={"plotting": True},  # every completed run plots its scale (scale.png)
             name="eng5-preload",
             daemon=True,
         )

@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pytest_eng5.contracts import LLMConfigOverrides
-from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE, Endpoints
+from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE, Endpoints, PreflightMode
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.auth import resolve_admin_token
 from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
-from pytest_eng5.core import PreflightMode
 from pytest_eng5.runner.cj_admin import CJAdminClient
-from pytest_eng5.runner.preflight import AssignmentInfo, anchor_preflight, assignment_preflight
 from pytest_eng5.runner.config import RunConfig
 from pytest_eng5.runner.content import ContentClient
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.runner.inventory import EssayFile, Inventory, collect_inventory, make_essay_key
+from pytest_eng5.runner.preflight import AssignmentInfo, anchor_preflight, assignment_preflight
 from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
 from pytest_eng5.runner.upload_cache import UploadCache, UploadItem, upload_with_cache
