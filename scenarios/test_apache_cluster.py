@@ -47,6 +47,8 @@ pytestmark = [
     ),
 ]
 BUDGET = 72  # connects the 36 essays every time (40 sometimes left two groups)
+#: ``ENG5_LEADER_LOSS_RUNS=10`` runs the leader-loss scenario ten times in a row on one cluster
+LEADER_LOSS_RUNS = int(os.environ.get("ENG5_LEADER_LOSS_RUNS", "1"))
 JUDGE_DELAY_MS = 120  # the await lasts seconds, so a fault lands in the middle of it
 
 
@@ -180,8 +182,9 @@ def test_main_job_runs_unchanged_on_a_three_node_cluster(tmp_path: Path) -> None
 # --- faults -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("run", range(LEADER_LOSS_RUNS))
 def test_leader_of_the_callback_partition_dies_mid_await(
-    cluster_stack: StackContext, cluster: Any, runner_for: Any
+    cluster_stack: StackContext, cluster: Any, runner_for: Any, run: int
 ) -> None:
     cluster_stack.set_faults("cj-worker", judge_delay_ms=JUDGE_DELAY_MS)
     change: dict[str, Any] = {}
