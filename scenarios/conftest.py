@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
+from pytest_eng5.core.kafka_metadata import topic_partitions
 from pytest_eng5.fixtures import SampleAssignment
 from pytest_eng5.runner.auth import mint_dev_token
 from pytest_eng5.runner.seeding import seed_assignment_at
@@ -39,11 +40,9 @@ class RequestWatch:
     async def _mark(self) -> None:
         consumer = await self._consumer()
         try:
-            await consumer.topics()  # loads the cluster metadata
-            parts = [
-                TopicPartition(REQUEST_TOPIC, p)
-                for p in sorted(consumer.partitions_for_topic(REQUEST_TOPIC) or {0})
-            ]
+            # every partition (``consumer.topics()`` leaves the consumer's own metadata empty,
+            # which hid partitions 1 and 2 on the three-partition Apache cluster)
+            parts = await topic_partitions(consumer, [REQUEST_TOPIC], within=10)
             self._start = await consumer.end_offsets(parts)
         finally:
             await consumer.stop()
