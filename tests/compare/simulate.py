@@ -94,7 +94,7 @@ def write_evidence(run: VariantRun, root: Path) -> Path:
         },
         "inputs": {
             "anchors": [
-                {"anchor_id": a, "essay_id": essay[a], "grade": g}
+                {"anchor_id": a, "essay_id": essay[a], "anchor_grade": g, "is_anchor": True}
                 for a, g in run.anchor_grades.items()
             ]
         },
