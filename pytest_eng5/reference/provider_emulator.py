@@ -58,12 +58,14 @@ class ProviderTask:
 
     @property
     def fault_key(self) -> str:
-        """Seeds the fault draws: the same batch, pair and wave always get the same faults."""
+        """Seeds the fault draws: the same batch and pair always get the same faults.
+
+        Neither the wave nor the presentation order is part of the key: which wave a pair lands
+        in depends on when earlier callbacks arrive, so a seeded fault would change with load.
+        """
         meta = self.request_metadata
-        return ":".join(
-            str(meta.get(key))
-            for key in ("bos_batch_id", "essay_a_id", "essay_b_id", "comparison_iteration")
-        )
+        pair = sorted(str(meta.get(key)) for key in ("essay_a_id", "essay_b_id"))
+        return ":".join([str(meta.get("bos_batch_id")), *pair])
 
 
 def _utcnow() -> datetime:
