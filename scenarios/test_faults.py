@@ -203,14 +203,7 @@ def test_sigint_during_await_keeps_the_evidence(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        event_files: list[Path] = []
-        while time.monotonic() < deadline and child.poll() is None:
-            event_files = [p for p in evidence.glob("*/events.jsonl") if p.stat().st_size > 0]
-            if event_files:
-                break
-            time.sleep(0.05)  # polling the file system for the first event line
-        assert event_files, "the child never received an event"
+        event_file = _await_first_event(child, evidence, timeout=60)
         child.send_signal(signal.SIGINT)
         output, _ = child.communicate(timeout=30)
     finally:
@@ -218,7 +211,7 @@ def test_sigint_during_await_keeps_the_evidence(
             child.kill()
     assert child.returncode == 130, output
     assert "interrupted outcome=interrupted" in output
-    folder = event_files[0].parent
+    folder = event_file.parent
     lines = folder.joinpath("events.jsonl").read_text().splitlines()
     assert lines
     assert all(json.loads(line) for line in lines)
@@ -256,21 +249,14 @@ def test_a_signal_during_a_batch_is_recorded_and_reported(tmp_path, signum) -> N
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        event_files: list[Path] = []
-        while time.monotonic() < deadline and child.poll() is None:
-            event_files = [p for p in evidence.glob("*/events.jsonl") if p.stat().st_size > 0]
-            if event_files:
-                break
-            time.sleep(0.05)  # polling the file system for the first event line
-        assert event_files, "the child never received an event"
+        event_file = _await_first_event(child, evidence, timeout=120)
         child.send_signal(signum)
         output, _ = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
     assert child.returncode == pytest.ExitCode.INTERRUPTED, output
-    folder = event_files[0].parent
+    folder = event_file.parent
     batch_uuid = folder.name
     status = json.loads((folder / "assessment_run.json").read_text())["validation"]["runner_status"]
     assert status["outcome"] == "interrupted"
@@ -337,3 +323,16 @@ def test_essays_cj_could_not_fetch_are_named_not_completed(
     assert info.value.missing == (sent_id,)
     status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
     assert (status["outcome"], status["missing_essay_ids"]) == ("essays_missing", [sent_id])
+
+
+def _await_first_event(child: subprocess.Popen[str], evidence: Path, *, timeout: float) -> Path:
+    """The first events.jsonl the child writes a line to (fails if it exits or time runs out)."""
+    deadline = time.monotonic() + timeout
+    event_files: list[Path] = []
+    while time.monotonic() < deadline and child.poll() is None:
+        event_files = [p for p in evidence.glob("*/events.jsonl") if p.stat().st_size > 0]
+        if event_files:
+            break
+        time.sleep(0.05)  # polling the file system for the first event line
+    assert event_files, "the child never received an event"
+    return event_files[0]

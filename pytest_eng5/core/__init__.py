@@ -5,6 +5,16 @@ and imports nothing above them, so the runner (the client), the reference servic
 and the stack can share these without importing each other.
 """
 
+from pytest_eng5.contracts.topics import (
+    CALLBACK_EVENT_TYPE,
+    CALLBACK_TOPIC,
+    COMPLETED_TOPIC,
+    CONTRACT_TOPICS,
+    FAILED_TOPIC,
+    REQUEST_TOPIC,
+    RESOURCE_TOPIC,
+    RESULT_TOPIC,
+)
 from pytest_eng5.core.dsn import CJ_DATABASE, dsn_from_env
 from pytest_eng5.core.endpoints import Endpoints
 from pytest_eng5.core.names import (
@@ -21,16 +31,6 @@ from pytest_eng5.core.names import (
     StackKind,
 )
 from pytest_eng5.core.outcome import Outcome
-from pytest_eng5.core.topics import (
-    CALLBACK_EVENT_TYPE,
-    CALLBACK_TOPIC,
-    COMPLETED_TOPIC,
-    CONTRACT_TOPICS,
-    FAILED_TOPIC,
-    REQUEST_TOPIC,
-    RESOURCE_TOPIC,
-    RESULT_TOPIC,
-)
 
 __all__ = [
     "CALLBACK_EVENT_TYPE",
