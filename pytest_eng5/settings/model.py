@@ -1,25 +1,11 @@
-"""Every pytest-eng5 setting, declared once, and the one place where they are resolved.
-
-:class:`Eng5Settings` is the declaration: each field with an :class:`Option` is a CLI option
-``--eng5-*``, an ini key ``eng5_*`` and, where HuleEdu already has one, an environment variable.
-The options table, the README table and the validation all come from it, and the same
-validation runs on every path (CLI, ini, env, ``eng5_run`` markers, hooks, factory keywords).
-Precedence: CLI > env > ini > default.
-
-Environment variables named ``ENG5_*`` are ours and always read. HuleEdu's generic ones
-(``KAFKA_*``, ``CJ_SERVICE_URL``, ...) describe an external stack and are read only when the
-external stack is selected, so they cannot break unrelated test suites of the same venv.
-This module does not import pytest, so the runner can use it too.
-"""
+"""The declaration: :class:`Eng5Settings`, every pytest-eng5 setting once, and the
+:data:`OPTIONS` derived from it."""
 
 from __future__ import annotations
 
-import types
-import typing
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -38,51 +24,30 @@ from pytest_eng5.core.names import (
     KafkaProvider,
     StackKind,
 )
-from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.sample_data import SAMPLE_ASSETS
-
-OptionType = Literal["str", "int", "float", "bool", "path", "choice", "secret"]
-
-Idempotence = Literal["auto", "on", "off"]
-BatchingMode = Literal["per_request", "serial_bundle", "provider_batch_api"]
-CourseCode = Literal["ENG5", "ENG6", "ENG7", "SV1", "SV2", "SV3"]
-Language = Literal["en", "sv"]
-LLMProvider = Literal["anthropic", "openai", "google", "openrouter", "mock"]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-ReasoningEffort = Literal["none", "low", "medium", "high"]
-Verbosity = Literal["low", "medium", "high"]
-
-IDEMPOTENCE_CHOICES: tuple[str, ...] = get_args(Idempotence)
-BATCHING_MODES: tuple[str, ...] = get_args(BatchingMode)
-COURSE_CODES: tuple[str, ...] = get_args(CourseCode)
-LANGUAGES: tuple[str, ...] = get_args(Language)
-LLM_PROVIDERS: tuple[str, ...] = get_args(LLMProvider)
-SECURITY_PROTOCOLS: tuple[str, ...] = get_args(SecurityProtocol)
-SASL_MECHANISMS: tuple[str, ...] = get_args(SaslMechanism)
-REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
-VERBOSITIES: tuple[str, ...] = get_args(Verbosity)
-
-REFERENCE_STACKS: tuple[StackKind, ...] = ("embedded", "testcontainers")
-EXTERNAL: tuple[StackKind, ...] = ("external",)
-EMBEDDED: tuple[StackKind, ...] = ("embedded",)
-OWN_ENV_PREFIX = "ENG5_"
-#: Variant, baseline and experiment ids name evidence folders: letters, digits, ``._-``.
-VARIANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-@dataclass(frozen=True)
-class Option:
-    """Marks a field of :class:`Eng5Settings` as a user setting (CLI option + ini key).
-
-    ``stacks``: the stack kinds the setting applies to (None: every stack); giving it on the
-    command line or in the ini file for another stack is a usage error.
-    """
-
-    help: str
-    env: tuple[str, ...] = ()
-    stacks: tuple[StackKind, ...] | None = None
+from pytest_eng5.settings.choices import (
+    EMBEDDED,
+    EXTERNAL,
+    REFERENCE_STACKS,
+    VARIANT_ID_PATTERN,
+    BatchingMode,
+    CourseCode,
+    Idempotence,
+    Language,
+    LLMProvider,
+    ReasoningEffort,
+    SaslMechanism,
+    SecurityProtocol,
+    Verbosity,
+)
+from pytest_eng5.settings.options import (
+    Option,
+    OptionSpec,
+    SettingsError,
+    canonical_choice,
+    option_type,
+)
 
 
 def _external(help_text: str, *env: str) -> Option:
@@ -362,63 +327,13 @@ class Eng5Settings(BaseModel):
             raise SettingsError(_describe_validation_error(exc)) from exc
 
 
-class SettingsError(ConfigurationError):
-    """A setting has a bad value; the message names the setting and the valid values."""
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One setting as pytest sees it, derived from its field in :class:`Eng5Settings`."""
-
-    name: str
-    type: OptionType
-    default: Any
-    help: str
-    env: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()
-    stacks: tuple[str, ...] | None = None
-
-    @property
-    def cli_flag(self) -> str:
-        return "--eng5-" + self.name.replace("_", "-")
-
-    @property
-    def ini_key(self) -> str:
-        return "eng5_" + self.name
-
-    @property
-    def secret(self) -> bool:
-        return self.type == "secret"
-
-    def where(self) -> str:
-        return f"{self.cli_flag} / ini {self.ini_key}" + (
-            f" / env {self.env[0]}" if self.env else ""
-        )
-
-
-def _option_type(annotation: Any) -> tuple[OptionType, tuple[str, ...]]:
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
-    if get_origin(annotation) is Literal:
-        return "choice", tuple(str(a) for a in get_args(annotation))
-    simple: dict[Any, OptionType] = {
-        bool: "bool",
-        int: "int",
-        float: "float",
-        Path: "path",
-        str: "str",
-        SecretStr: "secret",
-    }
-    return simple[annotation], ()
-
-
 def _options() -> tuple[OptionSpec, ...]:
     specs = []
     for name, field in Eng5Settings.model_fields.items():
         option = next((m for m in field.metadata if isinstance(m, Option)), None)
         if option is None:
             continue
-        kind, choices = _option_type(field.annotation)
+        kind, choices = option_type(field.annotation)
         default = None if name == "assets" else field.default
         specs.append(
             OptionSpec(name, kind, default, option.help, option.env, choices, option.stacks)
@@ -428,12 +343,6 @@ def _options() -> tuple[OptionSpec, ...]:
 
 OPTIONS: tuple[OptionSpec, ...] = _options()
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
-
-
-def canonical_choice(choices: tuple[str, ...], value: str) -> str:
-    """The choice spelled as declared (choices are case-insensitive), else ``value``."""
-    lowered = value.strip().lower()
-    return next((c for c in choices if c.lower() == lowered), value)
 
 
 def validation_problems(exc: ValidationError) -> list[str]:

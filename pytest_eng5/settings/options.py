@@ -1,0 +1,87 @@
+"""What a setting is to pytest: :class:`Option` marks a declared field as a user setting,
+:class:`OptionSpec` is that setting as CLI option, ini key and env variables."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import SecretStr
+
+from pytest_eng5.core.names import StackKind
+from pytest_eng5.errors import ConfigurationError
+
+OptionType = Literal["str", "int", "float", "bool", "path", "choice", "secret"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """Marks a field of ``Eng5Settings`` as a user setting (CLI option + ini key).
+
+    ``stacks``: the stack kinds the setting applies to (None: every stack); giving it on the
+    command line or in the ini file for another stack is a usage error.
+    """
+
+    help: str
+    env: tuple[str, ...] = ()
+    stacks: tuple[StackKind, ...] | None = None
+
+
+class SettingsError(ConfigurationError):
+    """A setting has a bad value; the message names the setting and the valid values."""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One setting as pytest sees it, derived from its field in ``Eng5Settings``."""
+
+    name: str
+    type: OptionType
+    default: Any
+    help: str
+    env: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    stacks: tuple[str, ...] | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return "--eng5-" + self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return "eng5_" + self.name
+
+    @property
+    def secret(self) -> bool:
+        return self.type == "secret"
+
+    def where(self) -> str:
+        return f"{self.cli_flag} / ini {self.ini_key}" + (
+            f" / env {self.env[0]}" if self.env else ""
+        )
+
+
+def option_type(annotation: Any) -> tuple[OptionType, tuple[str, ...]]:
+    """The option type of a field annotation, and its choices when it is a ``Literal``."""
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Literal:
+        return "choice", tuple(str(a) for a in get_args(annotation))
+    simple: dict[Any, OptionType] = {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        Path: "path",
+        str: "str",
+        SecretStr: "secret",
+    }
+    return simple[annotation], ()
+
+
+def canonical_choice(choices: tuple[str, ...], value: str) -> str:
+    """The choice spelled as declared (choices are case-insensitive), else ``value``."""
+    lowered = value.strip().lower()
+    return next((c for c in choices if c.lower() == lowered), value)
