@@ -1,7 +1,7 @@
 """The main job (``pytest -m eng5_execute`` over scenarios/) on asset folders other than the
 sample set: it holds for any valid folder and any judge, and R1 stops a budget that cannot
-connect the essays before anything is sent. (A passing 500-student run is not here yet: the
-run statistics of 512 sparsely compared essays take minutes.)
+connect the essays before anything is sent, and lets the same 500 students through once the
+budget can connect them.
 
 Each test runs the real main job in a subprocess with ``--eng5-assets``, as an operator would.
 """
@@ -82,3 +82,20 @@ def test_five_hundred_students_with_cjs_default_cap_fail_r1_before_anything_is_s
     assert "--eng5-max-comparisons to at least 511" in out
     assert "CJ's cap (--eng5-cj-max-comparisons, 120)" in out
     assert not list((pytester.path / "evidence").glob("*/request.json")), "nothing was sent"
+
+
+def test_five_hundred_students_pass_once_the_budget_connects_them(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    assets = own_assets(tmp_path / "year-group", students=500, sentences=4)
+    budget = "1100"  # over twice the 511 that connect 512 essays, so the pairing can link them
+    result = main_job(
+        pytester,
+        assets,
+        "-k",
+        "test_full_execute",
+        f"--eng5-max-comparisons={budget}",
+        f"--eng5-cj-max-comparisons={budget}",
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([rf".*execute\s+completed\s+{budget}\s+\S+\s+1\s.*"])
