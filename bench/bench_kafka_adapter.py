@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_eng5.stack.config import StackConfig
-from pytest_eng5.stack.kafka import start_tansu
+from pytest_eng5.stack.tansu import start_tansu
 
 API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 5) + b"bench"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.infra import start_infrastructure
-from pytest_eng5.stack.postgres import shared_dir
+from pytest_eng5.stack.postgres_cluster import shared_dir
 
 
 def cpu_model() -> str:

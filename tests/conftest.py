@@ -22,7 +22,7 @@ from pytest_eng5.runner.envelope import compose_request
 from pytest_eng5.runner.identity import BatchIdentity
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
-from pytest_eng5.stack.process import run_coroutine
+from pytest_eng5.stack.readiness import run_coroutine
 
 #: The collector tests read topics with more than one partition on purpose.
 SESSION_TOPIC_PARTITIONS = 2

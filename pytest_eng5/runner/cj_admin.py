@@ -2,7 +2,8 @@
 
 Contract A (routes, auth, error bodies) and H (what a live HuleEdu really does: every admin error
 is a generic 500, writes may not persist). Every error names the URL and the next step; nothing
-escapes as a bare traceback (runner weaknesses 11, 12, 13).
+escapes as a bare traceback (runner weaknesses 11, 12, 13); :mod:`.cj_admin_errors` maps the
+admin API's failures.
 
 This is the one CJ client of the package. The preflights (R3, R4, :mod:`.preflight`),
 register-anchors (:mod:`.anchor_registration`) and seeding (:mod:`.seeding`) are built on it.
@@ -18,12 +19,10 @@ from typing import Any, Self
 import httpx
 
 from pytest_eng5.contracts import (
-    AdminErrorBody,
     AnchorSummaryResponse,
     AssessmentInstructionListResponse,
     AssessmentInstructionResponse,
     AssessmentInstructionUpsertRequest,
-    GenericServerErrorBody,
     RegisterAnchorRequest,
     RegisterAnchorResponse,
     StudentPromptResponse,
@@ -34,9 +33,7 @@ from pytest_eng5.errors import (
     AnchorRegistrationError,
     ConfigurationError,
     Eng5Error,
-    PreflightAuthError,
     PreflightError,
-    PreflightNotFoundError,
     ServiceUnavailableError,
 )
 from pytest_eng5.runner.auth import (
@@ -45,6 +42,7 @@ from pytest_eng5.runner.auth import (
     describe_claims,
     verify_signature_locally,
 )
+from pytest_eng5.runner.cj_admin_errors import UNAVAILABLE_NEXT_STEP, AdminErrorExplainer
 from pytest_eng5.runner.cj_responses import (
     error_detail,
     json_or_raise,
@@ -54,18 +52,6 @@ from pytest_eng5.runner.cj_responses import (
 from pytest_eng5.runner.http_retry import RetryPolicy, send_with_retries
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
-AUTH_NEXT_STEP = (
-    "verify the token: HULEEDU_SERVICE_ACCOUNT_TOKEN / HULEEDU_ADMIN_TOKEN / JWT_SECRET_KEY "
-    "(the CJ service's value); run verify-auth"
-)
-NOT_FOUND_NEXT_STEP = (
-    "seed assessment instructions with cj-admin instructions upsert --assignment-id <id> "
-    "--grade-scale <scale> (check with cj-admin instructions list), then register anchors"
-)
-UNAVAILABLE_NEXT_STEP = (
-    "check that the CJ service is running and that CJ_SERVICE_URL points at it; "
-    "see the CJ service log for the cause"
-)
 
 
 class CJAdminClient:
@@ -289,7 +275,7 @@ class CJAdminClient:
         response = await self._send("GET", url, what=what, headers=headers, params=params)
         if response.status_code == 200:
             return json_or_raise(response, url, what=what), url, response
-        raise await self._admin_error(response, url, what, assignment_scoped=assignment_scoped)
+        raise await self._errors().explain(response, url, what, assignment_scoped=assignment_scoped)
 
     async def _admin_post(
         self, path: str, json: Any, *, what: str
@@ -300,98 +286,7 @@ class CJAdminClient:
         response = await self._send("POST", url, what=what, headers=headers, json=json)
         if response.status_code in (200, 201):
             return json_or_raise(response, url, what=what), url, response
-        raise await self._admin_error(response, url, what, assignment_scoped=False)
-
-    async def _admin_error(
-        self, response: httpx.Response, url: str, what: str, *, assignment_scoped: bool
-    ) -> PreflightError:
-        status = response.status_code
-        parsed = parse_error_body(response)
-        detail = error_detail(parsed, response)
-        if status in (401, 403):
-            kind = "authentication" if status == 401 else "authorisation (role 'admin' missing?)"
-            return PreflightAuthError(
-                f"{what}: CJ refused the admin token ({kind}; HTTP {status}) at {url}: {detail}. "
-                f"Token source: {self._token_source()}.",
-                next_step=AUTH_NEXT_STEP,
-                url=url,
-            )
-        if status == 404:
-            hint = ""
-            if not isinstance(parsed, AdminErrorBody):
-                hint = (
-                    " The body is not a HuleEdu error, so the route itself may be missing: "
-                    "/admin/v1 is disabled when the CJ service runs with ENVIRONMENT=production "
-                    "unless CJ_ASSESSMENT_SERVICE_ENABLE_ADMIN_ENDPOINTS is set."
-                )
-            return PreflightNotFoundError(
-                f"{what}: not found (HTTP 404) at {url}: {detail}.{hint}",
-                next_step=NOT_FOUND_NEXT_STEP,
-                url=url,
-            )
-        if status >= 500 and isinstance(parsed, GenericServerErrorBody):
-            return await self._explain_generic_500(url, what, assignment_scoped=assignment_scoped)
-        if status >= 500:
-            return ServiceUnavailableError(
-                f"{what}: {url} answered HTTP {status} after {self.retry.attempts} attempt(s): "
-                f"{detail}",
-                next_step=UNAVAILABLE_NEXT_STEP,
-                url=url,
-            )
-        return PreflightError(
-            f"{what}: unexpected HTTP {status} from {url}: {detail}",
-            next_step="check CJ_SERVICE_URL and the CJ service log",
-            url=url,
-        )
-
-    async def _explain_generic_500(
-        self, url: str, what: str, *, assignment_scoped: bool
-    ) -> PreflightError:
-        """HuleEdu answers every admin error with the same 500 (H.2); tell the causes apart."""
-        head = (
-            f"{what}: {url} answered HTTP 500 with HuleEdu's generic body "
-            '("Internal server error") after '
-            f"{self.retry.attempts} attempt(s). HuleEdu returns this for every admin error, "
-            "so it means one of: auth, not found, server fault. Local checks: "
-        )
-        token = self.token
-        problems = claim_problems(token.claims if token else None, self._env)
-        if problems:
-            return PreflightAuthError(
-                head
-                + "the token's claims (decoded locally) show: "
-                + "; ".join(problems)
-                + f" (token source: {self._token_source()}) → most likely auth.",
-                next_step=AUTH_NEXT_STEP,
-                url=url,
-            )
-        checks = ["the token's claims look valid (exp in the future, roles ∋ admin, aud, iss)"]
-        if token is not None:
-            signature_ok, signature_detail = verify_signature_locally(token.value, self._env)
-            checks.append(f"signature {signature_detail}")
-            if signature_ok is False:
-                return PreflightAuthError(
-                    head + "; ".join(checks) + " → most likely auth.",
-                    next_step=AUTH_NEXT_STEP,
-                    url=url,
-                )
-        if assignment_scoped:
-            probe_ok, probe_detail = await self._probe_listing()
-            checks.append(probe_detail)
-            if probe_ok:
-                return PreflightNotFoundError(
-                    head + "; ".join(checks) + " → most likely not found (no "
-                    "assessment_instructions row for this assignment).",
-                    next_step=NOT_FOUND_NEXT_STEP,
-                    url=url,
-                )
-        return ServiceUnavailableError(
-            head + "; ".join(checks) + " → auth (token signed with a different JWT_SECRET_KEY) "
-            "or a server fault.",
-            next_step="run verify-auth (it checks the signature when JWT_SECRET_KEY is set here) "
-            "and read the CJ service log",
-            url=url,
-        )
+        raise await self._errors().explain(response, url, what, assignment_scoped=False)
 
     async def _probe_listing(self) -> tuple[bool, str]:
         """List one instruction with the same token: success proves auth works."""
@@ -402,5 +297,5 @@ class CJAdminClient:
             return False, f"listing instructions with the same token failed too ({first_line})"
         return True, "listing instructions with the same token succeeded, so auth works"
 
-    def _token_source(self) -> str:
-        return self.token.source if self.token else "none"
+    def _errors(self) -> AdminErrorExplainer:
+        return AdminErrorExplainer(self.token, self._env, self.retry.attempts, self._probe_listing)

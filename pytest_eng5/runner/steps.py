@@ -9,6 +9,7 @@ from pytest_eng5.contracts import LLMConfigOverrides
 from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE, Endpoints, PreflightMode
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.auth import resolve_admin_token
+from pytest_eng5.runner.cached_upload import UploadItem, upload_with_cache
 from pytest_eng5.runner.capacity import RunMode, ensure_comparison_capacity
 from pytest_eng5.runner.cj_admin import CJAdminClient
 from pytest_eng5.runner.config import RunConfig
@@ -19,7 +20,7 @@ from pytest_eng5.runner.inventory import EssayFile, Inventory, collect_inventory
 from pytest_eng5.runner.preflight import AssignmentInfo, anchor_preflight, assignment_preflight
 from pytest_eng5.runner.prompts import BUILTIN_SYSTEM_PROMPT, load_prompt_file
 from pytest_eng5.runner.results import RunResult
-from pytest_eng5.runner.upload_cache import UploadCache, UploadItem, upload_with_cache
+from pytest_eng5.runner.upload_cache import UploadCache
 
 ANCHOR_ALIGN_PREFIX = "student::"
 

@@ -20,7 +20,7 @@ from pytest_eng5.stack.apache_kafka import (
     partition_states,
     wait_fully_replicated,
 )
-from pytest_eng5.stack.process import StackStartError, run_coroutine
+from pytest_eng5.stack.readiness import StackStartError, run_coroutine
 
 EVENTS_FILE = "cluster-events.jsonl"
 METADATA_POLL_S = 0.1

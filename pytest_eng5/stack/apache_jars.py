@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_eng5.stack.process import ManagedProcess, StackStartError, tail_log
+from pytest_eng5.stack.process import ManagedProcess
+from pytest_eng5.stack.readiness import StackStartError, tail_log
 
 DEFAULT_KAFKA_VERSION = "4.4.0"
 SCALA_VERSION = "2.13"

@@ -33,15 +33,11 @@ from pytest_eng5.stack.apache_config import (
 )
 from pytest_eng5.stack.apache_jars import broker_jars, require_tool
 from pytest_eng5.stack.config import KafkaSecurity, StackConfig
-from pytest_eng5.stack.kafka import TOPIC_ALREADY_EXISTS, KafkaEndpoint
+from pytest_eng5.stack.kafka import KafkaEndpoint
+from pytest_eng5.stack.kafka_topics import TOPIC_ALREADY_EXISTS
 from pytest_eng5.stack.ports import LOOPBACK, free_port
-from pytest_eng5.stack.process import (
-    ManagedProcess,
-    StackStartError,
-    log_tail_section,
-    poll_until,
-    run_coroutine,
-)
+from pytest_eng5.stack.process import ManagedProcess
+from pytest_eng5.stack.readiness import StackStartError, log_tail_section, poll_until, run_coroutine
 
 #: JVM start-up and KRaft elections are slow on shared cores; the session start timeout is
 #: raised to at least this for the cluster.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pytest_eng5.stack.process import register_for_cleanup, unregister_for_cleanup
+from pytest_eng5.stack.cleanup import register_for_cleanup, unregister_for_cleanup
 
 
 def docker_engine_available(timeout: float = 2.0) -> tuple[bool, str]:

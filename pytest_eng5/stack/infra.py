@@ -12,7 +12,7 @@ Kinds:
   :class:`~pytest_eng5.errors.ConfigurationError` says so. Topics are created as above.
 - ``external``: nothing is started. Kafka must answer a metadata request and PostgreSQL
   ``SELECT 1`` within the start timeout. Topics are not created: the cluster is not ours
-  to change (call :func:`~pytest_eng5.stack.kafka.ensure_topics` to do so deliberately).
+  to change (call :func:`~pytest_eng5.stack.kafka_topics.ensure_topics` to do so deliberately).
 
 xdist: ONE STACK PER WORKER. Each worker calls :func:`start_infrastructure` with its own
 ``workdir`` and ``log_dir`` (e.g. suffixed with the worker id); ports are picked free on
@@ -21,7 +21,7 @@ never collide and never share state. The embedded stack starts in about a second
 there is no shared broker to coordinate with a file lock, no owner worker whose exit
 would take the stack away from the others, and a crash in one worker cannot break another.
 
-Cleanup: every started service is registered in :mod:`pytest_eng5.stack.process`; it is
+Cleanup: every started service is registered in :mod:`pytest_eng5.stack.cleanup`; it is
 stopped by :meth:`Infrastructure.stop`, by the ``running_infrastructure`` context manager
 (also on Ctrl-C), at interpreter exit, and on SIGTERM (turned into ``KeyboardInterrupt`` while
 a stack runs; the previous handler is back once the last stack stopped). When the process is
@@ -39,26 +39,16 @@ from pathlib import Path
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.stack.apache_kafka import ApacheKafkaCluster, start_apache_kafka
+from pytest_eng5.stack.cleanup import ServiceHandle
 from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.containers import start_kafka_container, start_postgres_container
 from pytest_eng5.stack.docker_engine import docker_engine_available
-from pytest_eng5.stack.kafka import (
-    KafkaEndpoint,
-    ensure_topics,
-    external_kafka,
-    start_kafka_container,
-    start_tansu,
-)
-from pytest_eng5.stack.postgres import (
-    PostgresEndpoint,
-    external_postgres,
-    start_embedded_postgres,
-    start_postgres_container,
-)
-from pytest_eng5.stack.process import (
-    ServiceHandle,
-    acquire_sigterm_interrupt,
-    release_sigterm_interrupt,
-)
+from pytest_eng5.stack.kafka import KafkaEndpoint, external_kafka
+from pytest_eng5.stack.kafka_topics import ensure_topics
+from pytest_eng5.stack.postgres import PostgresEndpoint, external_postgres
+from pytest_eng5.stack.postgres_embedded import start_embedded_postgres
+from pytest_eng5.stack.process_scope import acquire_sigterm_interrupt, release_sigterm_interrupt
+from pytest_eng5.stack.tansu import start_tansu
 
 
 @dataclass

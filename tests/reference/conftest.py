@@ -17,7 +17,7 @@ from worker_support import ServerThread
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.stack.infra import Infrastructure
-from pytest_eng5.stack.process import run_coroutine
+from pytest_eng5.stack.readiness import run_coroutine
 
 JWT_SECRET = "reference-test-secret-" + uuid.uuid4().hex
 AUDIENCE = "huleedu-platform"

@@ -26,7 +26,7 @@ from pytest_eng5.stack.apache_jars import (
 from pytest_eng5.stack.apache_kafka import broker_ids, partition_states
 from pytest_eng5.stack.config import DEFAULT_TOPICS, StackConfig
 from pytest_eng5.stack.infra import running_infrastructure
-from pytest_eng5.stack.process import StackStartError, run_coroutine
+from pytest_eng5.stack.readiness import StackStartError, run_coroutine
 
 needs_java_and_maven = pytest.mark.skipif(
     shutil.which("java") is None or shutil.which("mvn") is None,

@@ -24,7 +24,6 @@ from aiokafka.protocol.types import (
 )
 
 from pytest_eng5.stack.infra import Infrastructure
-from pytest_eng5.stack.kafka import EmbeddedKafka, ensure_topics_async
 from pytest_eng5.stack.kafka_adapter import (
     Connection,
     ProtocolError,
@@ -33,6 +32,8 @@ from pytest_eng5.stack.kafka_adapter import (
     init_producer_id_v0_response,
     parse_request_header,
 )
+from pytest_eng5.stack.kafka_topics import ensure_topics_async
+from pytest_eng5.stack.tansu import EmbeddedKafka
 
 REQUEST_HEADER_V1 = Schema(
     ("api_key", Int16),

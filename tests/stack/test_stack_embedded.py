@@ -11,17 +11,14 @@ from stack_checks import kafka_round_trip, pid_alive, sql_round_trip
 
 from conftest import embedded_config
 from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.stack.cleanup import registered_handles
 from pytest_eng5.stack.config import DEFAULT_TOPICS, StackConfig
 from pytest_eng5.stack.infra import Infrastructure, start_infrastructure
-from pytest_eng5.stack.kafka import (
-    external_kafka,
-    resolve_tansu_binary,
-    start_tansu,
-    tansu_argv,
-    tansu_env,
-)
+from pytest_eng5.stack.kafka import external_kafka
 from pytest_eng5.stack.postgres import external_postgres
-from pytest_eng5.stack.process import ManagedProcess, StackStartError, registered_handles
+from pytest_eng5.stack.process import ManagedProcess
+from pytest_eng5.stack.readiness import StackStartError
+from pytest_eng5.stack.tansu import resolve_tansu_binary, start_tansu, tansu_argv, tansu_env
 
 
 @pytest.mark.asyncio

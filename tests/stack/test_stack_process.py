@@ -13,12 +13,9 @@ import pytest
 from stack_checks import dead_within, pid_alive
 
 import pytest_eng5.stack.process as process_module
-from pytest_eng5.stack.process import (
-    ManagedProcess,
-    StackStartError,
-    registered_handles,
-    run_coroutine,
-)
+from pytest_eng5.stack.cleanup import registered_handles
+from pytest_eng5.stack.process import ManagedProcess
+from pytest_eng5.stack.readiness import StackStartError, run_coroutine
 
 PY = sys.executable
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_eng5.stack import watchdog
-from pytest_eng5.stack.process import (
+from pytest_eng5.stack.process_scope import (
     acquire_sigterm_interrupt,
     adopting_orphans,
     release_sigterm_interrupt,

@@ -16,16 +16,10 @@ import pytest
 import respx
 
 from pytest_eng5.errors import ConfigurationError, UploadError
+from pytest_eng5.runner.cached_upload import UploadItem, UploadOutcome, upload_with_cache
 from pytest_eng5.runner.content import ContentClient
 from pytest_eng5.runner.http_retry import RetryPolicy
-from pytest_eng5.runner.upload_cache import (
-    SCHEMA_VERSION,
-    CacheEntry,
-    UploadCache,
-    UploadItem,
-    UploadOutcome,
-    upload_with_cache,
-)
+from pytest_eng5.runner.upload_cache import SCHEMA_VERSION, CacheEntry, UploadCache
 
 URL = "http://127.0.0.1:8001/v1/content"
 OTHER_URL = "http://127.0.0.1:8002/v1/content"
