@@ -213,7 +213,7 @@ class RunnerHandle:
 
 def run_config(settings: Eng5Settings) -> RunConfig:
     """The runner's configuration from the session's pytest settings."""
-    return RunConfig.from_values(settings.model_dump())
+    return RunConfig.from_values(settings.run_values())
 
 
 def marker_overrides(node: pytest.Item) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Child process of the SIGINT scenario: one execute run against a running stack.
 
-``argv[1]`` is a private JSON file with ``settings`` (pytest setting names) and ``endpoints``
+``argv[1]`` is a private JSON file with ``settings`` (``RunConfig`` field paths) and ``endpoints``
 (Endpoints fields; they include the JWT secret, hence a file and not the command line).
 Ctrl-C (SIGINT) during the await must leave the evidence written so far.
 """

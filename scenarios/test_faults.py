@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic_core import to_jsonable_python
 
 from pytest_eng5.errors import (
     AwaitTimeoutError,
@@ -190,7 +191,7 @@ def test_sigint_during_await_keeps_the_evidence(
     )
     endpoints = eng5_stack.endpoints()
     spec = {
-        "settings": settings.model_dump(mode="json"),
+        "settings": to_jsonable_python(settings.run_values()),
         "endpoints": {**dataclasses.asdict(endpoints), "env": dict(endpoints.env)},
     }
     spec_file = tmp_path / "run-spec.json"  # holds the JWT secret: a private file, not argv

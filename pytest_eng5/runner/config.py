@@ -1,8 +1,9 @@
 """What the runner needs to know: where the services are (:class:`Endpoints`, from the core),
 what to run (:class:`RunConfig`) and who to tell (:class:`RunHooks`).
 
-``RunConfig`` is the runner's own small configuration; the pytest plugin builds it from its
-session settings with :func:`RunConfig.from_values`, a script builds it directly.
+``RunConfig`` is the runner's own small configuration; a script builds it directly, the pytest
+plugin with :func:`RunConfig.from_values` from the values its settings declaration says feed
+each field (``Eng5Settings.run_values``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_eng5.core import Endpoints
 from pytest_eng5.core.names import MAX_PAIRWISE_COMPARISONS
+from pytest_eng5.errors import ConfigurationError
 
 if TYPE_CHECKING:  # only for annotations: the plugin imports this module at pytest start-up
     from pytest_eng5.contracts import EventEnvelope
@@ -101,29 +103,37 @@ class RunConfig(BaseModel):
         return self.cache_file or self.evidence_dir / "content_upload_cache.json"
 
     @classmethod
+    def field_paths(cls) -> tuple[str, ...]:
+        """Every value :meth:`from_values` takes: own fields, ``llm.*`` and ``gates.*``."""
+        own = [name for name in cls.model_fields if name not in _NESTED]
+        nested = [
+            f"{part}.{name}" for part, model in _NESTED.items() for name in model.model_fields
+        ]
+        return (*own, *nested)
+
+    @classmethod
     def from_values(cls, values: Mapping[str, object]) -> RunConfig:
-        """Build from flat settings named as the pytest options are (``llm_model``,
-        ``min_ssr``, ``assets``, ...); keys the runner does not use are ignored."""
-        own = set(cls.model_fields) - {"llm", "gates"}
-        config: dict[str, object] = {name: values[name] for name in own if name in values}
-        config["llm"] = {
-            name: values[key] for name, key in _LLM_SETTING_NAMES.items() if key in values
-        }
-        config["gates"] = {name: values[name] for name in Gates.model_fields if name in values}
+        """Build from flat values keyed by field path (``assets``, ``llm.model``,
+        ``gates.min_ssr``); an unknown key is a :class:`ConfigurationError` naming it."""
+        valid = cls.field_paths()
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ConfigurationError(
+                f"RunConfig: unknown setting(s) {', '.join(map(repr, unknown))}; valid: "
+                f"{', '.join(valid)}",
+                next_step="rename or drop them (llm and gate settings are 'llm.<name>' and "
+                "'gates.<name>')",
+            )
+        config: dict[str, object] = {part: {} for part in _NESTED}
+        for path, value in values.items():
+            part, _, name = path.rpartition(".")
+            target = config[part] if part else config
+            assert isinstance(target, dict)
+            target[name] = value
         return cls.model_validate(config)
 
 
-_LLM_SETTING_NAMES: Final = {
-    "provider": "llm_provider",
-    "model": "llm_model",
-    "temperature": "llm_temperature",
-    "max_tokens": "llm_max_tokens",
-    "system_prompt_file": "system_prompt_file",
-    "rubric_file": "rubric_file",
-    "reasoning_effort": "reasoning_effort",
-    "output_verbosity": "output_verbosity",
-    "batching_mode": "llm_batching_mode",
-}
+_NESTED: Final[dict[str, type[BaseModel]]] = {"llm": LLMOptions, "gates": Gates}
 
 
 @dataclass

@@ -60,7 +60,9 @@ class Eng5Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # stack
-    stack: Annotated[StackKind, Option("which stack to run on", ("ENG5_STACK",))] = "embedded"
+    stack: Annotated[
+        StackKind, Option("which stack to run on", ("ENG5_STACK",), run="stack", session=True)
+    ] = "embedded"
     start_timeout: Annotated[
         float, Field(gt=0, le=600), Option("seconds a stack process may take to be ready")
     ] = 30.0
@@ -129,6 +131,8 @@ class Eng5Settings(BaseModel):
             "CJ's cap on comparisons per batch (HuleEdu's MAX_PAIRWISE_COMPARISONS); the "
             "reference CJ uses it, for an external stack set it to that stack's value",
             ("ENG5_CJ_MAX_COMPARISONS",),
+            run="cj_max_comparisons",
+            session=True,
         ),
     ] = MAX_PAIRWISE_COMPARISONS
     judge: Annotated[
@@ -137,79 +141,125 @@ class Eng5Settings(BaseModel):
     judge_seed: Annotated[int, Option("seed of the reference judge", (), REFERENCE_STACKS)] = 0
     # run inputs
     assets: Annotated[
-        Path, Option("ENG5 asset folder (default: the bundled sample set)", ("ENG5_ASSETS",))
+        Path,
+        Option(
+            "ENG5 asset folder (default: the bundled sample set)", ("ENG5_ASSETS",), run="assets"
+        ),
     ] = SAMPLE_ASSETS
     assignment_id: Annotated[
-        str | None, Field(max_length=100), Option("CJ assignment id", ("ENG5_ASSIGNMENT_ID",))
+        str | None,
+        Field(max_length=100),
+        Option("CJ assignment id", ("ENG5_ASSIGNMENT_ID",), run="assignment_id"),
     ] = None
-    course_id: Annotated[str | None, Option("course id (metadata only)", ("ENG5_COURSE_ID",))] = (
-        None
+    course_id: Annotated[
+        str | None, Option("course id (metadata only)", ("ENG5_COURSE_ID",), run="course_id")
+    ] = None
+    batch_label: Annotated[str, Option("human batch label", run="batch_label")] = (
+        "eng5-np-local-batch"
     )
-    batch_label: Annotated[str, Option("human batch label")] = "eng5-np-local-batch"
-    batch_uuid: Annotated[str | None, Option("re-attach to this canonical batch uuid")] = None
+    batch_uuid: Annotated[
+        str | None, Option("re-attach to this canonical batch uuid", run="batch_uuid")
+    ] = None
     max_comparisons: Annotated[
-        int | None, Option("comparison budget sent to CJ (>= 2; default: CJ's cap)")
+        int | None,
+        Option("comparison budget sent to CJ (>= 2; default: CJ's cap)", run="max_comparisons"),
     ] = None
     expected_grade_scale: Annotated[
-        str | None, Option("assert CJ's grade scale equals this (a known scale name)")
+        str | None,
+        Option(
+            "assert CJ's grade scale equals this (a known scale name)", run="expected_grade_scale"
+        ),
     ] = None
-    course_code: Annotated[CourseCode, Option("course code")] = "ENG5"
-    language: Annotated[Language, Option("essay language")] = "en"
-    user_id: Annotated[str, Option("user id sent to CJ")] = "eng5_np_research_runner"
-    org_id: Annotated[str | None, Option("org id sent to CJ")] = None
+    course_code: Annotated[CourseCode, Option("course code", run="course_code")] = "ENG5"
+    language: Annotated[Language, Option("essay language", run="language")] = "en"
+    user_id: Annotated[str, Option("user id sent to CJ", run="user_id")] = "eng5_np_research_runner"
+    org_id: Annotated[str | None, Option("org id sent to CJ", run="org_id")] = None
     # LLM overrides
-    llm_provider: Annotated[LLMProvider | None, Option("LLM provider override")] = None
-    llm_model: Annotated[str | None, Option("LLM model override")] = None
-    llm_temperature: Annotated[
-        float | None, Field(ge=0.0, le=2.0), Option("LLM temperature override (0.0-2.0)")
+    llm_provider: Annotated[
+        LLMProvider | None, Option("LLM provider override", run="llm.provider")
     ] = None
-    llm_max_tokens: Annotated[int | None, Field(gt=0), Option("LLM max tokens override (> 0)")] = (
-        None
-    )
-    system_prompt_file: Annotated[Path | None, Option("system prompt override file")] = None
-    rubric_file: Annotated[Path | None, Option("judge rubric override file")] = None
-    reasoning_effort: Annotated[ReasoningEffort | None, Option("reasoning effort override")] = None
-    output_verbosity: Annotated[Verbosity | None, Option("output verbosity override")] = None
+    llm_model: Annotated[str | None, Option("LLM model override", run="llm.model")] = None
+    llm_temperature: Annotated[
+        float | None,
+        Field(ge=0.0, le=2.0),
+        Option("LLM temperature override (0.0-2.0)", run="llm.temperature"),
+    ] = None
+    llm_max_tokens: Annotated[
+        int | None, Field(gt=0), Option("LLM max tokens override (> 0)", run="llm.max_tokens")
+    ] = None
+    system_prompt_file: Annotated[
+        Path | None, Option("system prompt override file", run="llm.system_prompt_file")
+    ] = None
+    rubric_file: Annotated[
+        Path | None, Option("judge rubric override file", run="llm.rubric_file")
+    ] = None
+    reasoning_effort: Annotated[
+        ReasoningEffort | None, Option("reasoning effort override", run="llm.reasoning_effort")
+    ] = None
+    output_verbosity: Annotated[
+        Verbosity | None, Option("output verbosity override", run="llm.output_verbosity")
+    ] = None
     llm_batching_mode: Annotated[
-        BatchingMode | None, Option("sent as metadata.llm_batching_mode_hint")
+        BatchingMode | None,
+        Option("sent as metadata.llm_batching_mode_hint", run="llm.batching_mode"),
     ] = None
     # run behaviour
-    no_kafka: Annotated[bool, Option("upload and write the envelope, but do not publish")] = False
-    no_await: Annotated[bool, Option("publish without awaiting completion")] = False
+    no_kafka: Annotated[
+        bool, Option("upload and write the envelope, but do not publish", run="no_kafka")
+    ] = False
+    no_await: Annotated[bool, Option("publish without awaiting completion", run="no_await")] = False
     completion_timeout: Annotated[
-        float, Field(gt=0, le=86_400), Option("seconds to await completion")
+        float,
+        Field(gt=0, le=86_400),
+        Option("seconds to await completion", run="completion_timeout"),
     ] = 120.0
     completion_grace: Annotated[
-        float, Field(ge=0, le=600), Option("seconds to wait for the result after completion")
+        float,
+        Field(ge=0, le=600),
+        Option("seconds to wait for the result after completion", run="completion_grace"),
     ] = 2.0
-    force_reupload: Annotated[bool, Option("ignore the upload cache and re-upload")] = False
-    verify_uploads: Annotated[
-        bool, Option("check cached storage ids exist before reusing them")
+    force_reupload: Annotated[
+        bool, Option("ignore the upload cache and re-upload", run="force_reupload")
     ] = False
-    auto_extract_db: Annotated[bool, Option("R5: extract the CJ database after success")] = False
-    evidence_dir: Annotated[Path, Option("evidence root folder")] = Path("eng5-evidence")
+    verify_uploads: Annotated[
+        bool, Option("check cached storage ids exist before reusing them", run="verify_uploads")
+    ] = False
+    auto_extract_db: Annotated[
+        bool, Option("R5: extract the CJ database after success", run="auto_extract_db")
+    ] = False
+    evidence_dir: Annotated[Path, Option("evidence root folder", run="evidence_dir")] = Path(
+        "eng5-evidence"
+    )
     cache_file: Annotated[
         Path | None,
-        Option("upload cache file (default: <evidence_dir>/content_upload_cache.json)"),
+        Option(
+            "upload cache file (default: <evidence_dir>/content_upload_cache.json)",
+            run="cache_file",
+        ),
     ] = None
     # gates
     min_ssr: Annotated[
-        float | None, Field(ge=0.0, le=1.0), Option("fail a run whose SSR is below this")
+        float | None,
+        Field(ge=0.0, le=1.0),
+        Option("fail a run whose SSR is below this", run="gates.min_ssr"),
     ] = None
     min_tau_b: Annotated[
         float | None,
         Field(ge=-1.0, le=1.0),
-        Option("fail an anchor-align run whose tau-b is below this"),
+        Option("fail an anchor-align run whose tau-b is below this", run="gates.min_tau_b"),
     ] = None
     min_n_cr: Annotated[
-        float | None, Field(ge=0.0), Option("fail a run with fewer comparisons per essay")
+        float | None,
+        Field(ge=0.0),
+        Option("fail a run with fewer comparisons per essay", run="gates.min_n_cr"),
     ] = None
     max_position_bias: Annotated[
         float | None,
         Field(ge=0.0, le=0.5),
         Option(
             "fail a run whose share of comparisons won by the first-presented essay is "
-            "further than this from 0.5 (0.1: outside 0.4-0.6)"
+            "further than this from 0.5 (0.1: outside 0.4-0.6)",
+            run="gates.max_position_bias",
         ),
     ] = None
     # experiments (eng5_variants and the comparison report)
@@ -221,20 +271,22 @@ class Eng5Settings(BaseModel):
     experiment: Annotated[
         str | None,
         Field(pattern=VARIANT_ID_PATTERN),
-        Option("experiment name recorded with a variant run"),
+        Option("experiment name recorded with a variant run", run="experiment"),
     ] = None
     variant: Annotated[
         str | None,
         Field(pattern=VARIANT_ID_PATTERN),
-        Option("variant id recorded in the artefact (eng5_variants sets it)"),
+        Option("variant id recorded in the artefact (eng5_variants sets it)", run="variant"),
     ] = None
     variant_repeat: Annotated[
-        int | None, Field(ge=1), Option("repeat index recorded with a variant run")
+        int | None,
+        Field(ge=1),
+        Option("repeat index recorded with a variant run", run="variant_repeat"),
     ] = None
     baseline: Annotated[
         str | None,
         Field(pattern=VARIANT_ID_PATTERN),
-        Option("variant the comparison report measures the others against"),
+        Option("variant the comparison report measures the others against", run="baseline"),
     ] = None
     fail_on_worse: Annotated[
         bool, Option("fail the session when a variant is worse than its baseline")
@@ -319,6 +371,11 @@ class Eng5Settings(BaseModel):
         """The PostgreSQL DSN in clear text (only for a database connection)."""
         return self.postgres_dsn.get_secret_value() if self.postgres_dsn else None
 
+    def run_values(self) -> dict[str, Any]:
+        """What the runner's ``RunConfig.from_values`` takes: every setting that feeds the
+        runner, under the ``RunConfig`` field it names (``llm.model``, ``gates.min_ssr``)."""
+        return {spec.run: getattr(self, spec.name) for spec in OPTIONS if spec.run is not None}
+
     def merged(self, **overrides: Any) -> Eng5Settings:
         """A copy with ``overrides`` applied and validated again."""
         try:
@@ -336,7 +393,17 @@ def _options() -> tuple[OptionSpec, ...]:
         kind, choices = option_type(field.annotation)
         default = None if name == "assets" else field.default
         specs.append(
-            OptionSpec(name, kind, default, option.help, option.env, choices, option.stacks)
+            OptionSpec(
+                name,
+                kind,
+                default,
+                option.help,
+                option.env,
+                choices,
+                option.stacks,
+                option.run,
+                option.session,
+            )
         )
     return tuple(specs)
 

@@ -22,12 +22,18 @@ class Option:
     """Marks a field of ``Eng5Settings`` as a user setting (CLI option + ini key).
 
     ``stacks``: the stack kinds the setting applies to (None: every stack); giving it on the
-    command line or in the ini file for another stack is a usage error.
+    command line or in the ini file for another stack is a usage error. ``run``: the field of
+    the runner's ``RunConfig`` it feeds (``"max_comparisons"``, ``"llm.model"``,
+    ``"gates.min_ssr"``), None for a setting of the stack or the session. ``session``: fixed
+    for the whole session although the runner reads it (the stack uses it too), so a per-run
+    override (marker, hook, factory keyword, variant) cannot change it.
     """
 
     help: str
     env: tuple[str, ...] = ()
     stacks: tuple[StackKind, ...] | None = None
+    run: str | None = None
+    session: bool = False
 
 
 class SettingsError(ConfigurationError):
@@ -45,6 +51,14 @@ class OptionSpec:
     env: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
     stacks: tuple[str, ...] | None = None
+    #: the ``RunConfig`` field it feeds (see :class:`Option`)
+    run: str | None = None
+    session: bool = False
+
+    @property
+    def per_run(self) -> bool:
+        """Whether one run may override it (marker, hook, factory keyword, variant)."""
+        return self.run is not None and not self.session
 
     @property
     def cli_flag(self) -> str:

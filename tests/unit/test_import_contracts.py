@@ -41,7 +41,7 @@ def copy_of_the_package(target: Path) -> Path:
 def test_the_package_keeps_its_import_contracts() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 6 kept, 0 broken." in result.stdout
+    assert "Contracts: 7 kept, 0 broken." in result.stdout
 
 
 def test_a_reference_module_importing_the_runner_breaks_the_layers(tmp_path: Path) -> None:
@@ -82,3 +82,13 @@ def test_a_cycle_inside_the_runner_breaks_the_acyclic_contract(tmp_path: Path) -
     result = lint_imports(project)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "No cycles are allowed in pytest_eng5.runner." in result.stdout
+
+
+def test_the_runner_reading_the_pytest_settings_breaks_its_contract(tmp_path: Path) -> None:
+    project = copy_of_the_package(tmp_path)
+    config = project / "pytest_eng5" / "runner" / "config.py"
+    config.write_text(config.read_text() + "\nfrom pytest_eng5.settings import Eng5Settings\n")
+    result = lint_imports(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the runner and the reference services never read the pytest-shaped" in result.stdout
+    assert "pytest_eng5.runner.config -> pytest_eng5.settings" in result.stdout

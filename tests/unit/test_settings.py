@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.runner.config import RunConfig
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 from pytest_eng5.settings import OPTIONS, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
@@ -79,3 +81,29 @@ def test_merged_revalidates() -> None:
     assert settings.merged(max_comparisons=40).max_comparisons == 40
     with pytest.raises(SettingsError, match="batch_label"):
         settings.merged(batch_label="   ")
+
+
+def test_every_runner_field_is_fed_by_exactly_one_declared_setting() -> None:
+    targets = [spec.run for spec in OPTIONS if spec.run is not None]
+    assert len(targets) == len(set(targets)), "two settings feed one RunConfig field"
+    assert set(targets) == set(RunConfig.field_paths())
+
+
+def test_run_config_comes_from_the_declared_targets(tmp_path: Path) -> None:
+    settings = resolve_settings(
+        {"llm_model": "gpt-x", "min_ssr": "0.7", "llm_batching_mode": "serial_bundle"}, {}, {}
+    )
+    config = RunConfig.from_values(settings.run_values())
+    assert config.llm.model == "gpt-x"
+    assert config.llm.batching_mode == "serial_bundle"
+    assert config.gates.min_ssr == 0.7
+    assert config.assets == SAMPLE_ASSETS
+
+
+def test_an_unknown_run_config_key_is_an_error_naming_it_and_the_valid_ones() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RunConfig.from_values({"assets": SAMPLE_ASSETS, "max_comparison": 10, "llm_model": "x"})
+    message = str(info.value)
+    assert "'llm_model', 'max_comparison'" in message
+    assert "max_comparisons" in message
+    assert "llm.model" in message
