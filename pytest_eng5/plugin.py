@@ -7,7 +7,10 @@ wires it into pytest.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,6 +158,20 @@ class RunReporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.interrupted_dir: Path | None = None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Give each xdist worker the folder where it leaves its interrupted runs."""
+        from pytest_eng5.summary import INTERRUPTED_DIR_INPUT
+
+        if self.interrupted_dir is None:
+            self.interrupted_dir = Path(tempfile.mkdtemp(prefix="eng5-interrupted-"))
+        node.workerinput[INTERRUPTED_DIR_INPUT] = str(self.interrupted_dir)
+
+    def pytest_unconfigure(self) -> None:
+        if self.interrupted_dir is not None:
+            shutil.rmtree(self.interrupted_dir, ignore_errors=True)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from pytest_eng5.summary import collect_report
@@ -162,11 +179,14 @@ class RunReporter:
         self.config.stash[RUNS_KEY].extend(collect_report(self.config, report))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_eng5.summary import write_terminal_summary
+        from pytest_eng5.summary import interrupted_runs, write_terminal_summary
 
         embedded = get_settings(self.config).stack == "embedded"
         runs = self.config.stash[RUNS_KEY]
-        write_terminal_summary(terminalreporter, self.config, runs, embedded_stack=embedded)
+        interrupted = interrupted_runs(self.config, self.interrupted_dir)
+        write_terminal_summary(
+            terminalreporter, self.config, runs, interrupted, embedded_stack=embedded
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:

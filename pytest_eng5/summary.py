@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,31 @@ class InterruptedRun:
 
 
 INTERRUPTED_KEY = pytest.StashKey[list[InterruptedRun]]()
+#: the ``workerinput`` key naming the folder where xdist workers leave their interrupted runs:
+#: an interrupted test sends no report, so the controller would not know the batch otherwise
+INTERRUPTED_DIR_INPUT = "eng5_interrupted_runs_dir"
+
+
+def share_interrupted_run(config: pytest.Config, run: InterruptedRun) -> None:
+    """On an xdist worker, leave ``run`` where the controlling process reads it."""
+    workerinput = getattr(config, "workerinput", {})
+    folder = workerinput.get(INTERRUPTED_DIR_INPUT)
+    if folder is None:
+        return
+    path = Path(folder) / f"{workerinput.get('workerid', 'worker')}.jsonl"
+    with path.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(asdict(run)) + "\n")
+
+
+def interrupted_runs(config: pytest.Config, shared_dir: Path | None) -> list[InterruptedRun]:
+    """This process's interrupted runs and those its xdist workers left in ``shared_dir``."""
+    here: list[InterruptedRun] = config.stash.get(INTERRUPTED_KEY, [])
+    runs = list(here)
+    if shared_dir is not None:
+        for path in sorted(shared_dir.glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                runs.append(InterruptedRun(**json.loads(line)))
+    return runs
 
 
 def _junit_xml(config: pytest.Config) -> Any:
@@ -49,8 +76,9 @@ def record_run(config: pytest.Config, node: Any, result: RunResult) -> None:
         print(redact(f"eng5: {message}"))
     if result.outcome is Outcome.INTERRUPTED:
         nodeid = str(getattr(node, "nodeid", ""))
-        facts = runs_in(list(result.properties()))[0]
-        config.stash.setdefault(INTERRUPTED_KEY, []).append(InterruptedRun(nodeid, facts))
+        run = InterruptedRun(nodeid, runs_in(list(result.properties()))[0])
+        config.stash.setdefault(INTERRUPTED_KEY, []).append(run)
+        share_interrupted_run(config, run)
     config.hook.pytest_eng5_run_finished(result=result, node=node)
 
 
@@ -116,10 +144,14 @@ def format_summary_table(runs: list[dict[str, str]]) -> list[str]:
 
 
 def write_terminal_summary(
-    reporter: Any, config: pytest.Config, runs: list[dict[str, str]], *, embedded_stack: bool
+    reporter: Any,
+    config: pytest.Config,
+    runs: list[dict[str, str]],
+    interrupted: list[InterruptedRun],
+    *,
+    embedded_stack: bool,
 ) -> None:
     """The ``eng5 runs`` table, plus how to re-attach to every interrupted batch."""
-    interrupted = config.stash.get(INTERRUPTED_KEY, [])
     reported = {run.get("batch_uuid") for run in runs}
     rows = runs + [i.facts for i in interrupted if i.facts.get("batch_uuid") not in reported]
     if not rows:

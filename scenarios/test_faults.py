@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -235,29 +237,33 @@ def test_interrupted_run(eng5_stack, eng5_runner_factory, eng5_sample_assignment
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_during_a_batch_is_recorded_and_reported(tmp_path, signum) -> None:
-    """A pytest session stopped mid-batch: outcome interrupted with a reason, a run.log line,
-    the partial record, and the summary with the batch uuid and the re-attach command."""
+def interrupt_session(tmp_path: Path, signum: int, *pytest_args: str) -> tuple[int, str, Path]:
+    """Run INTERRUPTED_MODULE in its own session and process group, send ``signum`` to the
+    whole group (as a terminal's Ctrl-C does) at the batch's first event; the exit code, the
+    output and the batch's evidence folder."""
     (tmp_path / "test_interrupted.py").write_text(INTERRUPTED_MODULE, encoding="utf-8")
     evidence = tmp_path / "evidence"
-    args = ["test_interrupted.py", "-p", "no:cacheprovider", "--eng5-evidence-dir=evidence"]
+    args = ["test_interrupted.py", *pytest_args, "-p", "no:cacheprovider"]
     child = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args],
+        [sys.executable, "-m", "pytest", *args, "--eng5-evidence-dir=evidence"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         event_file = _await_first_event(child, evidence, timeout=120)
-        child.send_signal(signum)
+        os.killpg(child.pid, signum)
         output, _ = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
-            child.kill()
-    assert child.returncode == pytest.ExitCode.INTERRUPTED, output
-    folder = event_file.parent
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=30)
+    return child.returncode, output, event_file.parent
+
+
+def assert_interrupted_and_reattachable(output: str, folder: Path, *pytest_args: str) -> None:
     batch_uuid = folder.name
     status = json.loads((folder / "assessment_run.json").read_text())["validation"]["runner_status"]
     assert status["outcome"] == "interrupted"
@@ -269,12 +275,36 @@ def test_a_signal_during_a_batch_is_recorded_and_reported(tmp_path, signum) -> N
     summary = output[output.index("eng5 runs") :]
     assert batch_uuid in summary
     assert "interrupted" in summary
-    command = (
-        "pytest -p no:cacheprovider --eng5-evidence-dir=evidence "
-        f"test_interrupted.py::test_interrupted_run --eng5-batch-uuid={batch_uuid}"
+    command = shlex.join(
+        [
+            "pytest",
+            *pytest_args,
+            "-p",
+            "no:cacheprovider",
+            "--eng5-evidence-dir=evidence",
+            "test_interrupted.py::test_interrupted_run",
+            f"--eng5-batch-uuid={batch_uuid}",
+        ]
     )
     assert f"eng5: batch {batch_uuid} was interrupted; re-attach to it with:" in summary
     assert command in summary
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_batch_is_recorded_and_reported(tmp_path, signum) -> None:
+    """A pytest session stopped mid-batch: outcome interrupted with a reason, a run.log line,
+    the partial record, and the summary with the batch uuid and the re-attach command."""
+    returncode, output, folder = interrupt_session(tmp_path, signum)
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    assert_interrupted_and_reattachable(output, folder)
+
+
+def test_ctrl_c_under_xdist_still_names_the_batch_and_the_reattach_command(tmp_path) -> None:
+    """Under ``pytest -n`` the interrupted test runs on a worker and sends no report: the
+    controller's summary still has the batch and how to re-attach to it."""
+    returncode, output, folder = interrupt_session(tmp_path, signal.SIGINT, "-n", "1")
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    assert_interrupted_and_reattachable(output, folder, "-n", "1")
 
 
 def test_a_raising_event_hook_ends_the_run_recorded_as_error(
