@@ -12,11 +12,12 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
+from pytest_eng5.run_overrides import RUN_SETTINGS_KEY, apply_overrides, run_settings
 from pytest_eng5.runner.config import Endpoints, RunConfig, RunHooks
 from pytest_eng5.runner.interrupts import sigterm_as_interrupt
 from pytest_eng5.runner.results import OUTCOMES, RunResult
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
-from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings
+from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stash import get_settings
 from pytest_eng5.summary import record_run
 
@@ -216,22 +217,6 @@ def run_config(settings: Eng5Settings) -> RunConfig:
     return RunConfig.from_values(settings.run_values())
 
 
-def marker_overrides(node: pytest.Item) -> dict[str, Any]:
-    """``eng5_run(**settings)`` markers merged, the closest marker winning."""
-    overrides: dict[str, Any] = {}
-    for marker in reversed(list(node.iter_markers("eng5_run"))):
-        if marker.args:
-            raise pytest.UsageError("eng5_run takes keyword arguments only (setting=value)")
-        unknown = sorted(set(marker.kwargs) - set(OPTIONS_BY_NAME))
-        if unknown:
-            raise pytest.UsageError(
-                f"eng5_run: unknown setting(s) {', '.join(unknown)}; valid: "
-                f"{', '.join(sorted(OPTIONS_BY_NAME))}"
-            )
-        overrides.update(marker.kwargs)
-    return overrides
-
-
 def _hooks(config: pytest.Config) -> RunHooks:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -269,15 +254,11 @@ def eng5_runner_factory(
         record_run(config, node, result)
 
     def factory(**overrides: Any) -> RunnerHandle:
-        # Each layer is validated like the CLI; a bad value raises SettingsError naming it.
-        session = get_settings(config)
-        settings = session.merged(**marker_overrides(node))
-        if eng5_variant is not None:
-            settings = settings.merged(**eng5_variant.settings_overrides(session))
-        for extra in config.hook.pytest_eng5_adjust_settings(settings=settings, node=node):
-            if extra:
-                settings = settings.merged(**extra)
-        settings = settings.merged(**overrides)
+        # markers, variant and hooks were applied (and validated) at collection
+        settings = node.stash.get(RUN_SETTINGS_KEY, None) or run_settings(
+            node, get_settings(config)
+        )
+        settings = apply_overrides(settings, overrides, "eng5_runner_factory")
         # imported here: the runner pulls in aiokafka, numpy and scipy, which pytest start-up
         # (every session that loads the plugin) does not need
         from pytest_eng5.runner.orchestrator import Eng5Runner

@@ -22,10 +22,12 @@ hookspec = pluggy.HookspecMarker("pytest")
 
 @hookspec
 def pytest_eng5_adjust_settings(settings: Eng5Settings, node: Any) -> dict[str, Any] | None:
-    """Return overrides for the settings of one run (merged in registration order).
+    """Return overrides for the settings of one test's runs (or None).
 
-    ``node`` is the pytest item (or None outside a test). Markers are applied first, then
-    these overrides; the result is validated again.
+    Called once per test that uses the runner, at collection, with ``node`` the pytest item:
+    ``eng5_run`` markers and the ``eng5_variants`` variant are applied first, then these
+    overrides, each validated as it is returned, so an unknown setting, a setting of the whole
+    session (the stack, the judge) or a bad value is a usage error before any stack starts.
     """
 
 

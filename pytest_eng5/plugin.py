@@ -18,12 +18,8 @@ import pytest
 from pytest_eng5 import hookspecs
 from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import Eng5Error
-from pytest_eng5.fixtures import (
-    eng5_runner,
-    eng5_runner_factory,
-    eng5_sample_assignment,
-    marker_overrides,
-)
+from pytest_eng5.fixtures import eng5_runner, eng5_runner_factory, eng5_sample_assignment
+from pytest_eng5.run_overrides import check_run_settings
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
 from pytest_eng5.stack_policy import StackPolicy, StackUnavailableError
@@ -205,7 +201,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    check_run_markers(config, items)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is not None:
+        check_run_settings(config, settings, items)
     needing_docker = [i for i in items if i.get_closest_marker("eng5_needs_docker") is not None]
     if not needing_docker:
         return
@@ -215,23 +213,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not available:
         for item in needing_docker:
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def check_run_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``eng5_run`` markers are validated like the CLI, before any stack starts."""
-    settings = config.stash.get(SETTINGS_KEY, None)
-    problems = []
-    for item in items:
-        if item.get_closest_marker("eng5_run") is None or settings is None:
-            continue
-        try:
-            settings.merged(**marker_overrides(item))
-        except SettingsError as exc:
-            problems.append(f"{item.nodeid}: eng5_run marker: {exc.message}")
-        except pytest.UsageError as exc:
-            problems.append(f"{item.nodeid}: {exc}")
-    if problems:
-        raise pytest.UsageError("\n".join(problems))
 
 
 @pytest.hookimpl(wrapper=True)

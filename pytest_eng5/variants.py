@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_eng5.settings import OPTIONS_BY_NAME, VARIANT_ID_PATTERN, Eng5Settings
+from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, VARIANT_ID_PATTERN, Eng5Settings
 
 MARKER = (
     "eng5_variants(variants, *, baseline=None, experiment=None): run the test once per variant "
@@ -26,34 +26,16 @@ MARKER = (
     "first)"
 )
 EXPERIMENTS_FOLDER = "experiments"
-#: Settings of the whole session (the stack, its judge, the report): a variant cannot change them.
-SESSION_SETTINGS = frozenset(
-    {
-        "stack",
-        "start_timeout",
-        "require_services",
-        "kafka_bootstrap",
-        "kafka_security_protocol",
-        "kafka_sasl_mechanism",
-        "kafka_ssl_cafile",
-        "kafka_idempotence",
-        "postgres_dsn",
-        "cj_url",
-        "content_url",
-        "judge",
-        "judge_seed",
-        "cj_max_comparisons",
-        "evidence_dir",
-        "cache_file",
-        "repeat",
-        "experiment",
-        "variant",
-        "variant_repeat",
-        "baseline",
-        "fail_on_worse",
-        "bootstrap_resamples",
-    }
-)
+#: What a variant cannot set: the settings of the whole session (the stack, its judge, the
+#: report; from the declaration) and those the variant machinery sets to record the variant.
+SESSION_SETTINGS = frozenset(spec.name for spec in OPTIONS if not spec.per_run) | {
+    "evidence_dir",
+    "cache_file",
+    "experiment",
+    "variant",
+    "variant_repeat",
+    "baseline",
+}
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def test_unknown_marker_setting_is_a_usage_error(pytester: pytest.Pytester) -> N
     )
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_typo*unknown setting(s) max_comparison*"])
+    result.stderr.fnmatch_lines(["*test_typo*unknown setting(s) 'max_comparison'*"])
 
 
 def test_capacity_failure_before_any_network_call(pytester: pytest.Pytester) -> None:
