@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -189,57 +189,88 @@ async def find_pair(pool: Pool, correlation_id: uuid.UUID) -> asyncpg.Record | N
     )
 
 
+CALLBACK_TIMEOUT_CODE: Final = "CALLBACK_TIMEOUT"
+"""``error_code`` of a pair whose callback did not arrive within the wave timeout."""
+
+Recorded = Literal["completed", "failed", "late_completed"]
+"""What a callback did: counted as completed or failed, or turned a timed-out pair into a
+completed one (a late callback: counted once, moved from failed to completed)."""
+
+_SUCCESS_SET = (
+    "UPDATE cj_comparison_pairs AS p SET winner = $2, confidence = $3, justification = $4,"
+    " completed_at = $5, raw_llm_response = $6, processing_metadata ="
+    " coalesce(p.processing_metadata, '{}'::jsonb) || $7::jsonb"
+)
+_LATE_SUCCESS = (
+    _SUCCESS_SET + ", error_code = NULL, error_correlation_id = NULL, error_timestamp = NULL,"
+    " error_service = NULL, error_details = NULL"
+    " FROM cj_batch_uploads AS u WHERE p.id = $1 AND p.winner = 'error' AND p.error_code = $8"
+    " AND u.id = p.cj_batch_id AND u.status::text NOT LIKE 'COMPLETE%'"
+    " AND u.status::text NOT LIKE 'ERROR%' RETURNING p.id"
+)
+
+
+def _success_args(
+    pair_id: int, envelope: EventEnvelope, result: LLMComparisonResultV1, extra: dict[str, Any]
+) -> tuple[Any, ...]:
+    return (
+        pair_id,
+        "essay_a" if result.winner == EssayComparisonWinner.ESSAY_A else "essay_b",
+        result.confidence,
+        result.justification,
+        result.completed_at,
+        envelope.to_bytes().decode("utf-8"),
+        json.dumps(
+            {
+                "provider": str(result.provider),
+                "model": result.model,
+                "response_time_ms": result.response_time_ms,
+                "token_usage": result.token_usage.model_dump(),
+                "cost_estimate": result.cost_estimate,
+                **extra,
+            }
+        ),
+    )
+
+
 async def record_callback(
     pool: Executor,
     pair_id: int,
     envelope: EventEnvelope,
     result: LLMComparisonResultV1,
     lps_service: str,
-) -> str | None:
+) -> Recorded | None:
     """Store a callback on its pair unless the pair already has an outcome.
 
-    Returns the batch-state counter the callback belongs to, or None for a duplicate.
+    A success for a pair the wave timeout gave up on replaces the timeout while the batch
+    still runs (``late_completed``): a leader change or a slow provider delays a callback, it
+    does not lose it. Returns None for a duplicate (or a late callback of a finished batch).
     """
     if result.is_success and result.winner is not None:
+        args = _success_args(pair_id, envelope, result, {})
         updated = await pool.fetchval(
-            "UPDATE cj_comparison_pairs SET winner = $2, confidence = $3, justification = $4,"
-            " completed_at = $5, raw_llm_response = $6, processing_metadata ="
-            " coalesce(processing_metadata, '{}'::jsonb) || $7::jsonb"
-            " WHERE id = $1 AND winner IS NULL RETURNING id",
-            pair_id,
-            "essay_a" if result.winner == EssayComparisonWinner.ESSAY_A else "essay_b",
-            result.confidence,
-            result.justification,
-            result.completed_at,
-            envelope.to_bytes().decode("utf-8"),
-            json.dumps(
-                {
-                    "provider": str(result.provider),
-                    "model": result.model,
-                    "response_time_ms": result.response_time_ms,
-                    "token_usage": result.token_usage.model_dump(),
-                    "cost_estimate": result.cost_estimate,
-                }
-            ),
+            _SUCCESS_SET + " WHERE id = $1 AND winner IS NULL RETURNING id", *args
         )
-        counter = "completed_comparisons"
-    else:
-        detail = result.error_detail
-        updated = await pool.fetchval(
-            "UPDATE cj_comparison_pairs SET winner = 'error', error_code = $2,"
-            " error_correlation_id = $3, error_timestamp = $4, error_service = $5,"
-            " error_details = $6::jsonb, completed_at = $7"
-            " WHERE id = $1 AND winner IS NULL RETURNING id",
-            pair_id,
-            detail.error_code if detail else "UNKNOWN_ERROR",
-            result.correlation_id,
-            (detail.timestamp if detail and detail.timestamp else result.completed_at),
-            (detail.service if detail else None) or lps_service,
-            json.dumps(detail.model_dump(mode="json") if detail else {}),
-            result.completed_at,
-        )
-        counter = "failed_comparisons"
-    return None if updated is None else counter
+        if updated is not None:
+            return "completed"
+        late = _success_args(pair_id, envelope, result, {"callback_after_timeout": True})
+        updated = await pool.fetchval(_LATE_SUCCESS, *late, CALLBACK_TIMEOUT_CODE)
+        return None if updated is None else "late_completed"
+    detail = result.error_detail
+    updated = await pool.fetchval(
+        "UPDATE cj_comparison_pairs SET winner = 'error', error_code = $2,"
+        " error_correlation_id = $3, error_timestamp = $4, error_service = $5,"
+        " error_details = $6::jsonb, completed_at = $7"
+        " WHERE id = $1 AND winner IS NULL RETURNING id",
+        pair_id,
+        detail.error_code if detail else "UNKNOWN_ERROR",
+        result.correlation_id,
+        (detail.timestamp if detail and detail.timestamp else result.completed_at),
+        (detail.service if detail else None) or lps_service,
+        json.dumps(detail.model_dump(mode="json") if detail else {}),
+        result.completed_at,
+    )
+    return None if updated is None else "failed"
 
 
 async def record_and_count_callback(
@@ -249,17 +280,17 @@ async def record_and_count_callback(
     envelope: EventEnvelope,
     result: LLMComparisonResultV1,
     lps_service: str,
-) -> str | None:
+) -> Recorded | None:
     """:func:`record_callback` and :func:`count_callback` in one transaction.
 
     A pair with an outcome but no counted callback would leave the wave one callback short
     for ever (the timeout only looks at pairs without an outcome), so both or neither commit.
     """
     async with pool.acquire() as conn, conn.transaction():
-        counter = await record_callback(conn, pair_id, envelope, result, lps_service)
-        if counter is not None:
-            await count_callback(conn, cj_batch_id, counter)
-    return counter
+        recorded = await record_callback(conn, pair_id, envelope, result, lps_service)
+        if recorded is not None:
+            await count_callback(conn, cj_batch_id, recorded)
+    return recorded
 
 
 async def time_out_and_count(
@@ -275,11 +306,16 @@ async def time_out_and_count(
     return missing
 
 
-async def count_callback(pool: Executor, cj_batch_id: int, counter: str) -> None:
-    """Add one to ``counter`` (``completed_comparisons`` or ``failed_comparisons``)."""
+async def count_callback(pool: Executor, cj_batch_id: int, recorded: Recorded) -> None:
+    """Count one callback on the batch state (a late one moves a failure to completed)."""
+    change = {
+        "completed": "completed_comparisons = completed_comparisons + 1",
+        "failed": "failed_comparisons = failed_comparisons + 1",
+        "late_completed": "completed_comparisons = completed_comparisons + 1,"
+        " failed_comparisons = failed_comparisons - 1",
+    }[recorded]
     await pool.execute(
-        f"UPDATE cj_batch_states SET {counter} = {counter} + 1, last_activity_at = now()"
-        " WHERE batch_id = $1",
+        f"UPDATE cj_batch_states SET {change}, last_activity_at = now() WHERE batch_id = $1",
         cj_batch_id,
     )
 

@@ -47,6 +47,7 @@ from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import (
+    CALLBACK_TIMEOUT_CODE,
     EssayRow,
     find_pair,
     insert_wave,
@@ -118,7 +119,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-CALLBACK_TIMEOUT_CODE: Final = "CALLBACK_TIMEOUT"
 OUTBOX_RETRY_INTERVAL_S: Final = 2.0
 """How often outbox rows that could not be published (Kafka hiccup) are relayed again."""
 
@@ -449,11 +449,19 @@ class CJWorker:
             )
             return
         cj_batch_id = int(pair["cj_batch_id"])
-        counter = await record_and_count_callback(
+        recorded = await record_and_count_callback(
             self.pool, pair["id"], cj_batch_id, envelope, result, LPS_SERVICE_NAME
         )
-        if counter is None:
-            _log.info("duplicate callback %s ignored", result.correlation_id)
+        if recorded is None:
+            _log.info("callback %s ignored: its pair already has an outcome", result.correlation_id)
+            return
+        if recorded == "late_completed":
+            # the wave already gave up on it and moved on: only the counters change
+            _log.warning(
+                "batch %s: late callback %s replaces its wave timeout (counted as completed)",
+                cj_batch_id,
+                result.correlation_id,
+            )
             return
         self._runtimes.arm(cj_batch_id)
         await self._maybe_continue(cj_batch_id)

@@ -24,6 +24,10 @@ from pytest_eng5.stack.process import ManagedProcess
 
 HOST = "127.0.0.1"
 CALLBACK_TIMEOUT_S = 2.0
+#: The worker's wave timeout on an Apache Kafka cluster. A crashed leader's callbacks wait in
+#: the producer until the broker is fenced and a new leader is known (measured 5-10 s with
+#: ``broker.session.timeout.ms=6000``); a shorter timeout would give those pairs up as failed.
+CLUSTER_WAVE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ def start_reference_services(
     ]
     if kafka.idempotence:
         worker_args.append("--idempotent-producer")
+    if kafka.provider == "apache":
+        worker_args += ["--callback-timeout-s", str(CLUSTER_WAVE_TIMEOUT_S)]
     plan = [
         (
             "content-service",

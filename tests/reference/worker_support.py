@@ -368,10 +368,10 @@ async def publish(bootstrap: str, envelope: EventEnvelope) -> None:
         await producer.stop()
 
 
-async def publish_raw(bootstrap: str, value: bytes) -> None:
+async def publish_raw(bootstrap: str, value: bytes, *, topic: str = REQUEST_TOPIC) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
     try:
-        await producer.send_and_wait(REQUEST_TOPIC, value)
+        await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()

@@ -1,0 +1,191 @@
+"""Callbacks that arrive after their wave timed out, over Tansu and the embedded PostgreSQL.
+
+A leader change on a real cluster holds a callback back for seconds (the producer retries it
+once the new leader is known); if that outlasts the wave timeout, the pair is first recorded as
+``CALLBACK_TIMEOUT``. Its callback must still count once, as the outcome it carries, as long as
+the batch runs; a callback of a finished batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from worker_support import (
+    EventTap,
+    build_request,
+    for_batch,
+    publish,
+    publish_raw,
+    seed_students,
+    set_faults,
+)
+
+from pytest_eng5.contracts.enums import EssayComparisonWinner, LLMProviderType
+from pytest_eng5.contracts.envelope import EventEnvelope
+from pytest_eng5.contracts.events import CJAssessmentFailedV1, LLMComparisonResultV1
+from pytest_eng5.contracts.topics import CALLBACK_EVENT_TYPE, CALLBACK_TOPIC, FAILED_TOPIC
+from pytest_eng5.reference.faults import FaultConfig
+from pytest_eng5.reference.judge import CoinFlipJudge
+from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.stack.infra import Infrastructure
+
+TEXTS = [f"Essay {i}: phones in school, " + "with reasons " * i for i in range(1, 7)]
+BUDGET = 9  # six essays: three pairs a wave, so three waves
+WAVE_TIMEOUT_S = 2.5  # the test re-delivers wave 1 within the two waves that follow
+WAIT_S = 60.0
+
+
+@pytest_asyncio.fixture
+async def db(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def worker(
+    session_infra: Infrastructure, pg_dsn: str, content_url: str
+) -> AsyncIterator[CJWorker]:
+    settings = WorkerSettings(
+        bootstrap_servers=session_infra.kafka.bootstrap,
+        dsn=pg_dsn,
+        content_url=f"{content_url}/v1/content",
+        callback_timeout_s=WAVE_TIMEOUT_S,
+    )
+    # every callback of the emulated provider is lost: the test delivers them, late
+    await set_faults(pg_dsn, FaultConfig(drop_callback_rate=1.0))
+    started = CJWorker(settings, judge=CoinFlipJudge())
+    await started.__aenter__()
+    try:
+        yield started
+    finally:
+        await started.__aexit__(None, None, None)
+        await set_faults(pg_dsn, FaultConfig())
+
+
+async def timed_out_pairs(db: asyncpg.Connection, bos_batch_id: str) -> list[asyncpg.Record]:
+    return list(
+        await db.fetch(
+            "SELECT p.id, p.request_correlation_id FROM cj_comparison_pairs p"
+            " JOIN cj_batch_uploads u ON u.id = p.cj_batch_id"
+            " WHERE u.bos_batch_id = $1 AND p.error_code = 'CALLBACK_TIMEOUT' ORDER BY p.id",
+            bos_batch_id,
+        )
+    )
+
+
+async def first_timeouts(
+    db: asyncpg.Connection, bos_batch_id: str, count: int
+) -> dict[int, uuid.UUID]:
+    """Pair id -> correlation id of the first ``count`` pairs the wave timeout gave up on."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while len(rows := await timed_out_pairs(db, bos_batch_id)) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} pairs never timed out"
+        await asyncio.sleep(0.05)  # polling the pairs the worker's timeout wrote
+    return {row["id"]: row["request_correlation_id"] for row in rows[:count]}
+
+
+def late_success(correlation_id: uuid.UUID) -> bytes:
+    """The success callback LPS publishes for a pair, as it arrives after the timeout."""
+    now = datetime.now(UTC)
+    result = LLMComparisonResultV1(
+        request_id=str(uuid.uuid4()),
+        correlation_id=correlation_id,
+        winner=EssayComparisonWinner.ESSAY_B,
+        justification="B argues with reasons.",
+        confidence=4.0,
+        provider=LLMProviderType.MOCK,
+        model="late-model",
+        response_time_ms=12_000,
+        cost_estimate=0.0,
+        requested_at=now,
+        completed_at=now,
+    )
+    envelope = EventEnvelope(
+        event_type=CALLBACK_EVENT_TYPE,
+        source_service="llm_provider_service",
+        correlation_id=correlation_id,
+        data=result,
+    )
+    return envelope.to_bytes()
+
+
+async def batch_counts(db: asyncpg.Connection, bos_batch_id: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT s.submitted_comparisons AS submitted, s.completed_comparisons AS completed,"
+        " s.failed_comparisons AS failed,"
+        " (SELECT count(*) FROM cj_comparison_pairs p WHERE p.cj_batch_id = u.id"
+        "  AND p.winner IN ('essay_a', 'essay_b')) AS winners,"
+        " (SELECT count(*) FROM cj_comparison_pairs p WHERE p.cj_batch_id = u.id"
+        "  AND p.winner = 'error') AS errors"
+        " FROM cj_batch_uploads u JOIN cj_batch_states s ON s.batch_id = u.id"
+        " WHERE u.bos_batch_id = $1",
+        bos_batch_id,
+    )
+    assert row is not None
+    return row
+
+
+@pytest.mark.asyncio
+async def test_a_callback_after_its_wave_timed_out_counts_once_as_completed(
+    session_infra: Infrastructure,
+    db: asyncpg.Connection,
+    worker: CJWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bootstrap = session_infra.kafka.bootstrap
+    request = build_request(
+        await seed_students(db, TEXTS), assignment_id=None, max_comparisons=BUDGET
+    )
+    batch_id = str(request.data.entity_id)
+    tap = EventTap(bootstrap, (FAILED_TOPIC,))
+    await tap.start()
+    try:
+        await publish(bootstrap, request)
+        late = await first_timeouts(db, batch_id, 3)  # wave 1
+        for correlation_id in late.values():
+            for _ in range(2):  # delivered late, and then once more (a redelivery)
+                await publish_raw(bootstrap, late_success(correlation_id), topic=CALLBACK_TOPIC)
+        await tap.wait_for(
+            lambda t: bool(for_batch(t.envelopes(FAILED_TOPIC), batch_id)), WAIT_S, "batch end"
+        )
+    finally:
+        await tap.stop()
+
+    failed = for_batch(tap.envelopes(FAILED_TOPIC), batch_id)[0].data_as(CJAssessmentFailedV1)
+    details = failed.system_metadata.error_info["details"]
+    assert details["completed_comparisons"] == len(late), "the late callbacks were counted"
+    counts = await batch_counts(db, batch_id)
+    assert counts["submitted"] == BUDGET
+    assert (counts["completed"], counts["failed"]) == (len(late), BUDGET - len(late))
+    assert (counts["winners"], counts["errors"]) == (counts["completed"], counts["failed"])
+    stored = await db.fetch(
+        "SELECT winner, error_code, processing_metadata->>'callback_after_timeout' AS late"
+        " FROM cj_comparison_pairs WHERE id = ANY($1::int[])",
+        list(late),
+    )
+    assert {(r["winner"], r["error_code"], r["late"]) for r in stored} == {
+        ("essay_b", None, "true")
+    }
+
+    # the last wave's pairs time out at the end; a callback for one of them after the batch
+    # finished is ignored: the failed event already told what the batch counted
+    last = next(row for row in await timed_out_pairs(db, batch_id) if row["id"] not in late)
+    with caplog.at_level(logging.INFO, logger="pytest_eng5.reference"):
+        await publish_raw(
+            bootstrap, late_success(last["request_correlation_id"]), topic=CALLBACK_TOPIC
+        )
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while f"callback {last['request_correlation_id']} ignored" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, "the worker never read it"
+            await asyncio.sleep(0.05)  # polling the worker's log of the callback
+    assert await batch_counts(db, batch_id) == counts
