@@ -27,24 +27,29 @@ def timed(argv: list[str]) -> float:
     return elapsed
 
 
+def main_job_argv(evidence: str, *extra: str) -> list[str]:
+    """The main job as a fresh pytest process writing its evidence to ``evidence``."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "eng5_execute",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--eng5-evidence-dir={evidence}",
+        *extra,
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--suite", action="store_true", help="also time the full CI suite once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as evidence:
-        main_job = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-m",
-            "eng5_execute",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--eng5-evidence-dir={evidence}",
-        ]
-        times = [timed(main_job) for _ in range(args.runs)]
+        times = [timed(main_job_argv(evidence)) for _ in range(args.runs)]
         print(
             f"main job: median {statistics.median(times):.1f} s, "
             f"min {min(times):.1f} s, max {max(times):.1f} s over {args.runs} runs"

@@ -1,6 +1,6 @@
 """Tansu vs a three-node Apache Kafka cluster, side by side in one run.
 
-usage: python bench/bench_tiers.py [--starts 3] [--jobs 2] [--events 3000] [--trials 10]
+usage: python bench/bench_tiers.py [--starts 3] [--jobs 3] [--events 3000] [--trials 10] [--reads 3]
 
 1. Stack start: ``start_infrastructure`` of the embedded stack (broker(s) + PostgreSQL, contract
    topics created) returning, then its stop; ``--starts`` runs per broker.
@@ -8,7 +8,8 @@ usage: python bench/bench_tiers.py [--starts 3] [--jobs 2] [--events 3000] [--tr
    ``--jobs`` runs per broker.
 3. Collector over the broker: ``--events`` callbacks of one batch plus its completion and
    result are produced, then a fresh collector reads them all from the start offsets it took
-   (events/s, produce excluded); and the await latency of ``bench_collector.bench_latency``.
+   (events/s, produce excluded; median of ``--reads`` batches); and the await latency of
+   ``bench_collector.bench_latency``.
 
 Prints one JSON document with each measure per broker and the ratio apache / tansu.
 """
@@ -20,8 +21,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from bench_collector import bench_latency, callback, completion, result
+from bench_main_job import main_job_argv, timed
 from bench_stack_start import cpu_model
 
 from pytest_eng5.core import CALLBACK_TOPIC, COMPLETED_TOPIC, RESULT_TOPIC
@@ -38,7 +38,6 @@ from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.infra import running_infrastructure, start_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 BROKERS = ("tansu", "apache")
 
 
@@ -60,24 +59,7 @@ def stack_start(kafka: str) -> dict[str, float]:
 
 def main_job(kafka: str) -> float:
     with tempfile.TemporaryDirectory(prefix="eng5-bench-tiers-") as evidence:
-        argv = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-m",
-            "eng5_execute",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--eng5-kafka={kafka}",
-            f"--eng5-evidence-dir={evidence}",
-        ]
-        started = time.monotonic()
-        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-        elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"main job on {kafka} failed:\n{done.stdout[-3000:]}")
-    return elapsed
+        return timed(main_job_argv(evidence, f"--eng5-kafka={kafka}"))
 
 
 async def collector_throughput(kafka: KafkaEndpoint, events: int) -> dict[str, float]:
@@ -106,14 +88,18 @@ async def collector_throughput(kafka: KafkaEndpoint, events: int) -> dict[str, f
     return {"events": events, "read_s": elapsed, "events_per_s": (events + 2) / elapsed}
 
 
-def collector_part(kafka: str, events: int, trials: int) -> dict[str, Any]:
+def collector_part(kafka: str, events: int, trials: int, reads: int) -> dict[str, Any]:
+    """Collector throughput (median of ``reads`` batches) and await latency on one stack."""
     with (
         tempfile.TemporaryDirectory(prefix="eng5-bench-tiers-") as base,
         running_infrastructure(config(kafka, Path(base))) as infra,
     ):
-        throughput = asyncio.run(collector_throughput(infra.kafka, events))
+        rates = [
+            asyncio.run(collector_throughput(infra.kafka, events))["events_per_s"]
+            for _ in range(reads)
+        ]
         latency = asyncio.run(bench_latency(infra.kafka, trials, 50))
-    return {**throughput, **latency}
+    return {"events_per_s": statistics.median(rates), **latency}
 
 
 def median(values: list[float]) -> float:
@@ -123,9 +109,10 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--reads", type=int, default=3, help="collector batches per broker")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "machine": f"nproc={os.cpu_count()} cpu={cpu_model()}",
@@ -135,7 +122,7 @@ def main() -> None:
         stack_start(kafka)  # warm-up: imports, initdb template, Maven cache
         starts = [stack_start(kafka) for _ in range(args.starts)]
         jobs = [main_job(kafka) for _ in range(args.jobs)]
-        collected = collector_part(kafka, args.events, args.trials)
+        collected = collector_part(kafka, args.events, args.trials, args.reads)
         report[kafka] = {
             "stack_start_s": median([s["start_s"] for s in starts]),
             "stack_stop_s": median([s["stop_s"] for s in starts]),
