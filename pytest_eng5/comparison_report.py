@@ -70,9 +70,9 @@ class ComparisonReporter:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _suite_properties(self, report: Any) -> None:
-        from pytest_eng5.summary import _junit_xml
+        from pytest_eng5.summary import junit_xml
 
-        xml = _junit_xml(self.config)
+        xml = junit_xml(self.config)
         if xml is None:
             return
         for experiment in report.experiments:

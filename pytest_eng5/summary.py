@@ -52,7 +52,8 @@ def interrupted_runs(config: pytest.Config, shared_dir: Path | None) -> list[Int
     return runs
 
 
-def _junit_xml(config: pytest.Config) -> Any:
+def junit_xml(config: pytest.Config) -> Any:
+    """The session's JUnit XML writer (``--junitxml``), None without one."""
     try:
         from _pytest.junitxml import xml_key
     except ImportError:  # pragma: no cover - pytest internals moved
@@ -112,7 +113,7 @@ def collect_report(config: pytest.Config, report: pytest.TestReport) -> list[dic
     if report.when != "teardown":
         return []
     runs = runs_in(list(report.user_properties))
-    xml = _junit_xml(config)
+    xml = junit_xml(config)
     for run in runs:
         if xml is None or run.get("outcome") != "completed":
             continue
