@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -44,51 +46,55 @@ def test_the_package_keeps_its_import_contracts() -> None:
     assert "Contracts: 7 kept, 0 broken." in result.stdout
 
 
-def test_a_reference_module_importing_the_runner_breaks_the_layers(tmp_path: Path) -> None:
+# (module that gains a deliberate import, the import, what lint-imports must say)
+BROKEN_CONTRACTS = {
+    "reference-imports-runner": (
+        "reference/scoring.py",
+        "from pytest_eng5.runner.stats import fit_bradley_terry",
+        [
+            "pytest_eng5.reference is not allowed to import pytest_eng5.runner",
+            "pytest_eng5.reference.scoring -> pytest_eng5.runner.stats",
+        ],
+    ),
+    "runner-imports-pytest": (
+        "runner/capacity.py",
+        "import pytest",
+        ["pytest_eng5.runner.capacity -> pytest"],
+    ),
+    "comparison-imports-reference": (
+        "compare/runs.py",
+        "from pytest_eng5.reference.judge import make_judge",
+        [
+            "the comparison report reads evidence only",
+            "pytest_eng5.compare.runs -> pytest_eng5.reference.judge",
+        ],
+    ),
+    "cycle-inside-runner": (
+        "runner/cj_admin.py",
+        "from pytest_eng5.runner import preflight",
+        ["No cycles are allowed in pytest_eng5.runner."],
+    ),
+    "runner-reads-pytest-settings": (
+        "runner/config.py",
+        "from pytest_eng5.settings import Eng5Settings",
+        [
+            "the runner and the reference services never read the pytest-shaped",
+            "pytest_eng5.runner.config -> pytest_eng5.settings",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "statement", "reported"), BROKEN_CONTRACTS.values(), ids=BROKEN_CONTRACTS.keys()
+)
+def test_a_deliberate_bad_import_breaks_its_contract(
+    tmp_path: Path, module: str, statement: str, reported: list[str]
+) -> None:
     project = copy_of_the_package(tmp_path)
-    scoring = project / "pytest_eng5" / "reference" / "scoring.py"
-    scoring.write_text(
-        scoring.read_text() + "\nfrom pytest_eng5.runner.stats import fit_bradley_terry\n"
-    )
+    path = project / "pytest_eng5" / module
+    path.write_text(path.read_text() + f"\n{statement}\n")
     result = lint_imports(project)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "pytest_eng5.reference is not allowed to import pytest_eng5.runner" in result.stdout
-    assert "pytest_eng5.reference.scoring -> pytest_eng5.runner.stats" in result.stdout
-
-
-def test_the_runner_importing_pytest_breaks_its_contract(tmp_path: Path) -> None:
-    project = copy_of_the_package(tmp_path)
-    capacity = project / "pytest_eng5" / "runner" / "capacity.py"
-    capacity.write_text(capacity.read_text() + "\nimport pytest\n")
-    result = lint_imports(project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "pytest_eng5.runner.capacity -> pytest" in result.stdout
-
-
-def test_the_comparison_importing_the_reference_breaks_its_contract(tmp_path: Path) -> None:
-    project = copy_of_the_package(tmp_path)
-    runs = project / "pytest_eng5" / "compare" / "runs.py"
-    runs.write_text(runs.read_text() + "\nfrom pytest_eng5.reference.judge import make_judge\n")
-    result = lint_imports(project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the comparison report reads evidence only" in result.stdout
-    assert "pytest_eng5.compare.runs -> pytest_eng5.reference.judge" in result.stdout
-
-
-def test_a_cycle_inside_the_runner_breaks_the_acyclic_contract(tmp_path: Path) -> None:
-    project = copy_of_the_package(tmp_path)
-    cj_admin = project / "pytest_eng5" / "runner" / "cj_admin.py"
-    cj_admin.write_text(cj_admin.read_text() + "\nfrom pytest_eng5.runner import preflight\n")
-    result = lint_imports(project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "No cycles are allowed in pytest_eng5.runner." in result.stdout
-
-
-def test_the_runner_reading_the_pytest_settings_breaks_its_contract(tmp_path: Path) -> None:
-    project = copy_of_the_package(tmp_path)
-    config = project / "pytest_eng5" / "runner" / "config.py"
-    config.write_text(config.read_text() + "\nfrom pytest_eng5.settings import Eng5Settings\n")
-    result = lint_imports(project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the runner and the reference services never read the pytest-shaped" in result.stdout
-    assert "pytest_eng5.runner.config -> pytest_eng5.settings" in result.stdout
+    for line in reported:
+        assert line in result.stdout
