@@ -696,6 +696,7 @@ async def test_callback_and_timeout_write_outcome_and_counter_together(
     pair with an outcome but an uncounted callback would keep the wave open for ever."""
     from pytest_eng5.contracts.enums import EssayComparisonWinner, LLMProviderType
     from pytest_eng5.contracts.topics import CALLBACK_EVENT_TYPE
+    from pytest_eng5.reference.batch_flow import BatchFlow
     from pytest_eng5.reference.db import create_pool
     from pytest_eng5.reference.judge import CoinFlipJudge
 
@@ -734,8 +735,9 @@ async def test_callback_and_timeout_write_outcome_and_counter_together(
         f" WHEN (OLD.batch_id = {int(cj_batch_id)}) EXECUTE FUNCTION eng5_test_fail_state_update()"
     )
     settings = WorkerSettings(infra.bootstrap, infra.dsn, infra.content_url)
-    worker = CJWorker(settings, judge=CoinFlipJudge())
-    worker._pool = await create_pool(infra.dsn)
+    pool = await create_pool(infra.dsn)
+    # the failing paths use the pool only: no producer, no HTTP client
+    flow = BatchFlow(pool, None, None, CoinFlipJudge(), settings)  # type: ignore[arg-type]
     try:
         callback = LLMComparisonResultV1(
             request_id=str(uuid.uuid4()),
@@ -757,14 +759,14 @@ async def test_callback_and_timeout_write_outcome_and_counter_together(
             data=callback,
         )
         with pytest.raises(asyncpg.RaiseError, match="injected"):
-            await worker._handle_callback(envelope.to_bytes())
-        await worker._on_wave_timeout(cj_batch_id)  # the counter update fails here too
+            await flow.handle_callback(envelope.to_bytes())
+        await flow.on_wave_timeout(cj_batch_id)  # the counter update fails here too
 
         winners = await db.fetch(
             "SELECT winner FROM cj_comparison_pairs WHERE cj_batch_id = $1", cj_batch_id
         )
         assert [w["winner"] for w in winners] == [None, None], "outcome stored, counter not"
     finally:
-        worker._runtimes.cancel_all()
+        flow.runtimes.cancel_all()
         await db.execute(f"DROP TRIGGER IF EXISTS {trigger} ON cj_batch_states")
-        await worker.pool.close()
+        await pool.close()

@@ -1,0 +1,37 @@
+"""How the reference CJ worker connects and behaves (filled by :mod:`.worker_main`'s CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_eng5.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How the worker connects and behaves; the CLI of :mod:`.worker_main` fills it."""
+
+    bootstrap_servers: str
+    dsn: str
+    content_url: str
+    judge_name: str = "text_features"
+    judge_seed: int = 0
+    max_pairwise_comparisons: int = 120
+    idempotent_producer: bool = False
+    callback_timeout_s: float = 10.0
+    pair_generation_seed: int = 0
+    client_id: str = "reference-cj-worker"
+    fetch_max_wait_ms: int = 10
+    http_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_pairwise_comparisons < 1:
+            raise ConfigurationError(
+                f"max_pairwise_comparisons must be >= 1, got {self.max_pairwise_comparisons}",
+                next_step="pass --max-pairwise-comparisons 120 (HuleEdu's default) or larger",
+            )
+        if self.callback_timeout_s <= 0:
+            raise ConfigurationError(
+                f"callback_timeout_s must be > 0, got {self.callback_timeout_s}",
+                next_step="pass --callback-timeout-s 10 (or more for a slow real LLM judge)",
+            )
