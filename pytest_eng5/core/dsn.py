@@ -1,4 +1,10 @@
-"""The CJ database DSN from HuleEdu's ``HULEEDU_DB_*`` variables."""
+"""The CJ database DSN from HuleEdu's ``HULEEDU_DB_*`` variables.
+
+The names are HuleEdu's: ``HULEEDU_DB_HOST``, ``HULEEDU_CJ_DB_PORT`` (else ``HULEEDU_DB_PORT``),
+``HULEEDU_DB_USER``, ``HULEEDU_DB_PASSWORD``, and the CJ service's own database name setting,
+``CJ_ASSESSMENT_SERVICE_DB_NAME`` (its ``DB_NAME`` under its env prefix; default
+``huleedu_cj_assessment``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from urllib.parse import quote
 from pytest_eng5.redact import register_secret
 
 CJ_DATABASE: Final = "huleedu_cj_assessment"
+#: the CJ service's database name setting (``DB_NAME`` with its ``CJ_ASSESSMENT_SERVICE_`` prefix)
+CJ_DATABASE_NAME_VARIABLE: Final = "CJ_ASSESSMENT_SERVICE_DB_NAME"
 
 
 def dsn_from_env(env: Mapping[str, str]) -> str | None:
@@ -24,4 +32,5 @@ def dsn_from_env(env: Mapping[str, str]) -> str | None:
         register_secret(password)
         register_secret(quote(password, safe=""))
         credentials += ":" + quote(password, safe="")
-    return f"postgresql://{credentials}@{host}:{port}/{CJ_DATABASE}"
+    database = env.get(CJ_DATABASE_NAME_VARIABLE, "").strip() or CJ_DATABASE
+    return f"postgresql://{credentials}@{host}:{port}/{quote(database, safe='')}"

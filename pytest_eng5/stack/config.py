@@ -6,6 +6,8 @@ Secrets (the SASL password, a password inside an external DSN) are registered wi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from pytest_eng5.core import (
 )
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
+from pytest_eng5.settings import Eng5Settings
 
 APACHE_BROKER_COUNTS = (1, 3)
 
@@ -33,6 +36,48 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
+def security_problems(
+    security_protocol: str,
+    sasl_mechanism: str | None,
+    sasl_username: str | None,
+    sasl_password: str | None,
+    ssl_cafile: str | None,
+) -> list[tuple[str, str]]:
+    """Every problem of these Kafka security settings, each with its next step ([]: usable)."""
+    if security_protocol not in SECURITY_PROTOCOLS:
+        return [
+            (
+                f"unknown Kafka security protocol {security_protocol!r}",
+                f"use one of {', '.join(SECURITY_PROTOCOLS)}",
+            )
+        ]
+    uses_sasl = security_protocol.startswith("SASL_")
+    problems = []
+    if uses_sasl and sasl_mechanism not in SASL_MECHANISMS:
+        problems.append(
+            (
+                f"Kafka security protocol {security_protocol} needs a SASL mechanism, "
+                f"got {sasl_mechanism!r}",
+                f"set the SASL mechanism to one of {', '.join(SASL_MECHANISMS)}",
+            )
+        )
+    if uses_sasl and not (sasl_username and sasl_password):
+        problems.append(
+            (
+                f"Kafka security protocol {security_protocol} needs a SASL username and password",
+                "set both the SASL username and the SASL password",
+            )
+        )
+    if ssl_cafile is not None and not Path(ssl_cafile).is_file():
+        problems.append(
+            (
+                f"Kafka SSL CA file {ssl_cafile} does not exist",
+                "point ssl_cafile at the cluster's CA certificate (PEM)",
+            )
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """How clients authenticate to Kafka (PLAINTEXT for the embedded broker)."""
@@ -45,28 +90,17 @@ class KafkaSecurity:
 
     def __post_init__(self) -> None:
         register_secret(self.sasl_password)
-        if self.security_protocol not in SECURITY_PROTOCOLS:
+        problems = security_problems(
+            self.security_protocol,
+            self.sasl_mechanism,
+            self.sasl_username,
+            self.sasl_password,
+            self.ssl_cafile,
+        )
+        if problems:
             raise ConfigurationError(
-                f"unknown Kafka security protocol {self.security_protocol!r}",
-                next_step=f"use one of {', '.join(SECURITY_PROTOCOLS)}",
-            )
-        if self.uses_sasl:
-            if self.sasl_mechanism not in SASL_MECHANISMS:
-                raise ConfigurationError(
-                    f"Kafka security protocol {self.security_protocol} needs a SASL mechanism, "
-                    f"got {self.sasl_mechanism!r}",
-                    next_step=f"set the SASL mechanism to one of {', '.join(SASL_MECHANISMS)}",
-                )
-            if not self.sasl_username or not self.sasl_password:
-                raise ConfigurationError(
-                    f"Kafka security protocol {self.security_protocol} needs a SASL username "
-                    "and password",
-                    next_step="set both the SASL username and the SASL password",
-                )
-        if self.ssl_cafile is not None and not Path(self.ssl_cafile).is_file():
-            raise ConfigurationError(
-                f"Kafka SSL CA file {self.ssl_cafile} does not exist",
-                next_step="point ssl_cafile at the cluster's CA certificate (PEM)",
+                "; ".join(problem for problem, _ in problems),
+                next_step="; ".join(step for _, step in problems),
             )
 
     @property
@@ -145,3 +179,36 @@ class StackConfig:
         if self.postgres_dsn:
             register_secret(urlsplit(self.postgres_dsn).password)
         # An external stack's endpoints are checked all at once by stack/external.py.
+
+
+def stack_config(
+    settings: Eng5Settings,
+    workdir: Path,
+    log_dir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> StackConfig:
+    """Map the session settings onto the infrastructure configuration."""
+    environ = os.environ if environ is None else environ
+    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
+    security = KafkaSecurity(
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=environ.get("KAFKA_SASL_USERNAME"),
+        sasl_password=environ.get("KAFKA_SASL_PASSWORD"),
+        ssl_cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+    )
+    return StackConfig(
+        kind=settings.stack,
+        workdir=workdir,
+        log_dir=log_dir,
+        start_timeout=settings.start_timeout,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        kafka_security=security,
+        kafka_idempotence=idempotence,
+        postgres_dsn=settings.dsn(),
+        kafka_image=settings.kafka_image,
+        postgres_image=settings.postgres_image,
+        kafka_provider=settings.kafka,
+        kafka_brokers=settings.kafka_brokers,
+        kafka_version=settings.kafka_version,
+    )

@@ -8,11 +8,11 @@ steps (R5 extraction) are off.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -20,14 +20,15 @@ from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import ConfigurationError, Eng5Error
 from pytest_eng5.redact import redact
 from pytest_eng5.settings import Eng5Settings
-from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.config import StackConfig, security_problems, stack_config
 from pytest_eng5.stack.kafka import KafkaEndpoint, external_kafka
 from pytest_eng5.stack.postgres import external_postgres
 
 HTTP_PROBE_TIMEOUT_S = 5.0
 NO_DATABASE = (
     "no CJ database configured: DB-backed steps (R5 extraction) are off; set "
-    "--eng5-postgres-dsn or HULEEDU_DB_HOST/PORT/USER/PASSWORD to turn them on"
+    "--eng5-postgres-dsn or HULEEDU_DB_HOST/PORT/USER/PASSWORD (database name: "
+    "CJ_ASSESSMENT_SERVICE_DB_NAME, default huleedu_cj_assessment) to turn them on"
 )
 
 
@@ -57,8 +58,25 @@ def _http_answers(url: str, setting: str) -> None:
         ) from None
 
 
+def _security_problems(settings: Eng5Settings, environ: Mapping[str, str]) -> list[str]:
+    """The Kafka security settings' problems (all of them), each with its next step."""
+    cafile = settings.kafka_ssl_cafile
+    found = security_problems(
+        settings.kafka_security_protocol,
+        settings.kafka_sasl_mechanism,
+        environ.get("KAFKA_SASL_USERNAME"),
+        environ.get("KAFKA_SASL_PASSWORD"),
+        str(cafile) if cafile else None,
+    )
+    where = "Kafka security (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE)"
+    return [f"{where}: {problem} ({step})" for problem, step in found]
+
+
 def check_external_stack(
-    settings: Eng5Settings, config: StackConfig, environ: Mapping[str, str] | None = None
+    settings: Eng5Settings,
+    workdir: Path,
+    log_dir: Path,
+    environ: Mapping[str, str] | None = None,
 ) -> ExternalStack:
     """Check every setting of an external stack; raise one error naming each problem."""
     environ = os.environ if environ is None else environ
@@ -72,9 +90,12 @@ def check_external_stack(
         if not value
     ]
     problems = [f"{flag} is not set" for flag in missing]
+    security = _security_problems(settings, environ)
+    problems += security
     dsn = settings.dsn() or dsn_from_env(environ)
     probes: dict[str, Callable[[], object]] = {}
-    if settings.kafka_bootstrap:
+    if settings.kafka_bootstrap and not security:
+        config = stack_config(settings, workdir, log_dir, environ)
         probes["kafka"] = lambda: external_kafka(config)
     if settings.cj_url:
         cj_health = settings.cj_url.rstrip("/") + "/healthz"
@@ -85,9 +106,10 @@ def check_external_stack(
             content_health, "--eng5-content-url / CONTENT_SERVICE_URL"
         )
     if dsn:
-        probes["database"] = lambda: external_postgres(
-            dataclasses.replace(config, postgres_dsn=dsn)
+        database = StackConfig(
+            "external", workdir, log_dir, start_timeout=settings.start_timeout, postgres_dsn=dsn
         )
+        probes["database"] = lambda: external_postgres(database)
     with ThreadPoolExecutor(max_workers=len(probes) or 1) as pool:
         futures = {name: pool.submit(probe) for name, probe in probes.items()}
     found: dict[str, object] = {}

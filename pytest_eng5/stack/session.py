@@ -23,7 +23,7 @@ from pytest_eng5.core.urls import content_base
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.settings import Eng5Settings
-from pytest_eng5.stack.config import KafkaSecurity, StackConfig
+from pytest_eng5.stack.config import stack_config
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.postgres import CJ_DATABASE, CONTENT_DATABASE, HuleeduDatabases
@@ -121,35 +121,8 @@ class StackContext:
         httpx.delete(f"{services.cj_url}/_test/faults", timeout=5.0).raise_for_status()
 
 
-def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackConfig:
-    """Map the session settings onto the infrastructure configuration."""
-    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
-    security = KafkaSecurity(
-        security_protocol=settings.kafka_security_protocol,
-        sasl_mechanism=settings.kafka_sasl_mechanism,
-        sasl_username=os.environ.get("KAFKA_SASL_USERNAME"),
-        sasl_password=os.environ.get("KAFKA_SASL_PASSWORD"),
-        ssl_cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
-    )
-    return StackConfig(
-        kind=settings.stack,
-        workdir=workdir,
-        log_dir=log_dir,
-        start_timeout=settings.start_timeout,
-        kafka_bootstrap=settings.kafka_bootstrap,
-        kafka_security=security,
-        kafka_idempotence=idempotence,
-        postgres_dsn=settings.dsn(),
-        kafka_image=settings.kafka_image,
-        postgres_image=settings.postgres_image,
-        kafka_provider=settings.kafka,
-        kafka_brokers=settings.kafka_brokers,
-        kafka_version=settings.kafka_version,
-    )
-
-
 #: what the runner needs from the environment of an external stack (tokens, JWT, CJ database)
-RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT")
+RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT", "CJ_ASSESSMENT_SERVICE_DB_NAME")
 
 
 def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -208,7 +181,7 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
 def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackContext:
     from pytest_eng5.stack.external import check_external_stack
 
-    checked = check_external_stack(settings, stack_config(settings, workdir, log_dir))
+    checked = check_external_stack(settings, workdir, log_dir)
     return StackContext(
         kind="external",
         kafka=checked.kafka,

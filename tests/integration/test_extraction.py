@@ -164,6 +164,14 @@ def test_dsn_from_env_needs_a_host_and_prefers_the_cj_port() -> None:
     assert both.endswith("@db:5434/huleedu_cj_assessment")
 
 
+def test_dsn_from_env_takes_the_database_name_of_huleedus_cj_service() -> None:
+    env = {"HULEEDU_DB_HOST": "db", "HULEEDU_DB_USER": "cj", "HULEEDU_DB_PASSWORD": "p w"}
+    named = dsn_from_env({**env, "CJ_ASSESSMENT_SERVICE_DB_NAME": "cj_staging"})
+    assert named == "postgresql://cj:p%20w@db:5434/cj_staging"
+    blank = dsn_from_env({**env, "CJ_ASSESSMENT_SERVICE_DB_NAME": " "})
+    assert blank == "postgresql://cj:p%20w@db:5434/huleedu_cj_assessment"
+
+
 def test_describe_dsn_never_shows_a_keyword_dsn_password() -> None:
     described = describe_dsn("host=db port=5432 user=u password=hunter2-kw dbname=cj")
     assert "hunter2-kw" not in described

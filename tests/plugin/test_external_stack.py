@@ -96,6 +96,29 @@ def test_misconfigured_external_main_job_errors_naming_every_problem(
     )
 
 
+def test_a_kafka_security_error_does_not_hide_the_other_problems(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (*EXTERNAL_ENV, "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    pytester.makepyfile(MIXED)
+    result = pytester.runpytest_subprocess(
+        "--eng5-stack=external",
+        "--eng5-cj-url=http://127.0.0.1:9",
+        "--eng5-kafka-bootstrap=127.0.0.1:9",
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "Kafka security protocol SASL_SSL needs a SASL username and password" in out
+    assert "--eng5-content-url / CONTENT_SERVICE_URL is not set" in out
+    assert "--eng5-cj-url / CJ_SERVICE_URL: nothing answers at http://127.0.0.1:9/healthz" in out
+
+
 def test_require_services_makes_every_stack_test_an_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,13 +83,30 @@ def test_external_stack_names_every_missing_setting_and_needs_no_database(
     tmp_path: Path,
 ) -> None:
     settings = resolve_settings({"stack": "external"}, {}, {})
-    config = StackConfig("external", tmp_path, tmp_path)
     with pytest.raises(ConfigurationError) as info:
-        check_external_stack(settings, config, environ={})
+        check_external_stack(settings, tmp_path, tmp_path, environ={})
     message = info.value.message
     for flag in ("KAFKA_BOOTSTRAP_SERVERS", "CJ_SERVICE_URL", "CONTENT_SERVICE_URL"):
         assert f"{flag} is not set" in message
     assert "database" not in message.lower(), "the CJ database is optional"
+
+
+def test_kafka_security_problems_are_reported_with_every_other_problem(tmp_path: Path) -> None:
+    cafile = tmp_path / "no-such-ca.pem"
+    cli = {"stack": "external", "kafka_ssl_cafile": str(cafile)}
+    settings = resolve_settings(cli, {}, {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})
+    with pytest.raises(ConfigurationError) as info:
+        check_external_stack(settings, tmp_path, tmp_path, environ={})
+    message = info.value.message
+    for problem in (
+        "SASL_SSL needs a SASL mechanism, got None",
+        "SASL_SSL needs a SASL username and password",
+        f"Kafka SSL CA file {cafile} does not exist",
+        "KAFKA_BOOTSTRAP_SERVERS is not set",
+        "CJ_SERVICE_URL is not set",
+        "CONTENT_SERVICE_URL is not set",
+    ):
+        assert problem in message
 
 
 @pytest.mark.parametrize(
