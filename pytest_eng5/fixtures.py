@@ -12,7 +12,7 @@ import pytest
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import redact
-from pytest_eng5.run_overrides import RUN_SETTINGS_KEY, apply_overrides, run_settings
+from pytest_eng5.run_overrides import RUN_OVERRIDES_KEY, apply_overrides, run_overrides
 from pytest_eng5.runner.config import Endpoints, RunConfig, RunHooks
 from pytest_eng5.runner.interrupts import sigterm_as_interrupt
 from pytest_eng5.runner.results import OUTCOMES, RunResult
@@ -254,10 +254,12 @@ def eng5_runner_factory(
         record_run(config, node, result)
 
     def factory(**overrides: Any) -> RunnerHandle:
-        # markers, variant and hooks were applied (and validated) at collection
-        settings = node.stash.get(RUN_SETTINGS_KEY, None) or run_settings(
-            node, get_settings(config)
-        )
+        # markers, variant and hooks were validated at collection
+        session = get_settings(config)
+        earlier = node.stash.get(RUN_OVERRIDES_KEY, None)
+        if earlier is None:
+            earlier = run_overrides(node, session)
+        settings = apply_overrides(session, earlier, "eng5_run marker, variant or hook")
         settings = apply_overrides(settings, overrides, "eng5_runner_factory")
         # imported here: the runner pulls in aiokafka, numpy and scipy, which pytest start-up
         # (every session that loads the plugin) does not need

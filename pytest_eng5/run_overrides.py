@@ -20,7 +20,9 @@ from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, Setting
 
 #: the settings one run may override (every other one belongs to the whole session)
 PER_RUN_SETTINGS: tuple[str, ...] = tuple(spec.name for spec in OPTIONS if spec.per_run)
-RUN_SETTINGS_KEY = pytest.StashKey[Eng5Settings]()
+#: the overrides of one test (markers, variant, hooks), validated at collection; they are applied
+#: to the session settings when its runner is made, as session fixtures may still change those
+RUN_OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
 _NEXT_STEP = (
     "fix the override named above; a setting of the whole session is set on the command "
     "line, in the ini file or the environment (pytest --help lists them under 'eng5')"
@@ -86,20 +88,24 @@ def marker_overrides(node: pytest.Item) -> dict[str, Any]:
     return overrides
 
 
-def run_settings(item: pytest.Item, session: Eng5Settings) -> Eng5Settings:
-    """The settings of ``item``'s runs before the factory's keywords: markers, variant, hooks."""
-    settings = apply_overrides(session, marker_overrides(item), "eng5_run marker")
+def run_overrides(item: pytest.Item, session: Eng5Settings) -> dict[str, Any]:
+    """The overrides of ``item``'s runs before the factory's keywords: markers, variant, hooks,
+    each layer validated on top of the ones before it."""
+    merged = marker_overrides(item)
+    settings = apply_overrides(session, merged, "eng5_run marker")
     callspec = getattr(item, "callspec", None)
     variant = callspec.params.get("eng5_variant") if callspec is not None else None
     if variant is not None:
-        source = f"eng5_variants variant {variant.variant!r}"
-        settings = apply_overrides(settings, variant.settings_overrides(session), source)
+        extra = variant.settings_overrides(session)
+        settings = apply_overrides(settings, extra, f"eng5_variants variant {variant.variant!r}")
+        merged.update(extra)
     hook = item.config.hook.pytest_eng5_adjust_settings
     for extra in hook(settings=settings, node=item):
         if extra is not None:
             source = f"a pytest_eng5_adjust_settings hook (returned {extra!r})"
             settings = apply_overrides(settings, extra, source)
-    return settings
+            merged.update(extra)
+    return merged
 
 
 def check_run_settings(config: pytest.Config, session: Eng5Settings, items: list[Any]) -> None:
@@ -111,7 +117,7 @@ def check_run_settings(config: pytest.Config, session: Eng5Settings, items: list
         if "eng5_runner_factory" not in fixtures and item.get_closest_marker("eng5_run") is None:
             continue
         try:
-            item.stash[RUN_SETTINGS_KEY] = run_settings(item, session)
+            item.stash[RUN_OVERRIDES_KEY] = run_overrides(item, session)
         except SettingsError as exc:
             problems.append(f"{item.nodeid}: {exc.message}")
     if problems:

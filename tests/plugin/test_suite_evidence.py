@@ -45,3 +45,22 @@ def test_an_explicit_evidence_folder_is_kept(project) -> None:
     result = project.runpytest("-s", "-p", "no:cacheprovider", "--eng5-evidence-dir=mine")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*EVIDENCE=mine*", "*UNDER_TMP=False*"])
+
+
+def test_runs_of_a_marked_test_write_under_the_temporary_directory_too(project) -> None:
+    """Overrides are checked at collection, before the session fixture moves the evidence:
+    they must not bring back the default ``./eng5-evidence``."""
+    project.makepyfile(
+        test_show="""
+import pytest
+
+@pytest.mark.eng5_run(max_comparisons=40)
+def test_show(eng5_runner_factory, tmp_path_factory):
+    settings = eng5_runner_factory(completion_timeout=30).settings
+    print("MAX=" + str(settings.max_comparisons))
+    print("UNDER_TMP=" + str(settings.evidence_dir.is_relative_to(tmp_path_factory.getbasetemp())))
+"""
+    )
+    result = project.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*MAX=40*", "*UNDER_TMP=True*"])
