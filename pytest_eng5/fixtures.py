@@ -1,10 +1,10 @@
-"""Function-scoped fixtures built on the session stack: the ENG5 runner and its factory."""
+"""The fixtures built on the stacks: the ENG5 runner, its factories, and extra stacks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
     from pytest_eng5.runner.orchestrator import Eng5Runner
+    from pytest_eng5.stack.factory import StackFactory
     from pytest_eng5.variants import VariantParam
 
 
@@ -217,58 +218,105 @@ def run_config(settings: Eng5Settings) -> RunConfig:
     return RunConfig.from_values(settings.run_values())
 
 
-def _hooks(config: pytest.Config) -> RunHooks:
+def _hooks(config: pytest.Config, extra: RunHooks | None = None) -> RunHooks:
+    """The plugin's ``pytest_eng5_*`` hooks, then the test's own ``extra`` callbacks."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    extra = extra or RunHooks()
 
     def progress(info: Any) -> None:
         if reporter is not None:
             reporter.write_line(
                 f"eng5: {info.comparisons} comparisons received, {info.elapsed_seconds:.1f} s"
             )
+        if extra.on_progress is not None:
+            extra.on_progress(info)
 
-    return RunHooks(
-        before_publish=lambda envelope, identity: config.hook.pytest_eng5_before_publish(
-            envelope=envelope, identity=identity
-        ),
-        on_event=lambda event, identity: config.hook.pytest_eng5_event_received(
-            event=event, identity=identity
-        ),
-        on_progress=progress,
-    )
+    def before_publish(envelope: Any, identity: Any) -> None:
+        config.hook.pytest_eng5_before_publish(envelope=envelope, identity=identity)
+        if extra.before_publish is not None:
+            extra.before_publish(envelope, identity)
+
+    def on_event(event: Any, identity: Any) -> None:
+        config.hook.pytest_eng5_event_received(event=event, identity=identity)
+        if extra.on_event is not None:
+            extra.on_event(event, identity)
+
+    return RunHooks(before_publish=before_publish, on_event=on_event, on_progress=progress)
 
 
-@pytest.fixture
-def eng5_runner_factory(
-    request: pytest.FixtureRequest, eng5_stack: Any, eng5_variant: VariantParam | None
-) -> Any:
-    """``factory(**settings) -> RunnerHandle`` bound to the session stack.
-
-    Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then the
-    ``eng5_variants`` variant, then ``pytest_eng5_adjust_settings`` hooks, then the factory's
-    keyword arguments.
-    """
+def _runner_factory(request: pytest.FixtureRequest, source: str) -> Callable[..., RunnerHandle]:
     config = request.config
     node = request.node
 
     def record(result: RunResult) -> None:
         record_run(config, node, result)
 
-    def factory(**overrides: Any) -> RunnerHandle:
+    def factory(stack: Any, *, hooks: RunHooks | None = None, **overrides: Any) -> RunnerHandle:
         # markers, variant and hooks were validated at collection
         session = get_settings(config)
         earlier = node.stash.get(RUN_OVERRIDES_KEY, None)
         if earlier is None:
             earlier = run_overrides(node, session)
         settings = apply_overrides(session, earlier, "eng5_run marker, variant or hook")
-        settings = apply_overrides(settings, overrides, "eng5_runner_factory")
+        settings = apply_overrides(settings, overrides, source)
         # imported here: the runner pulls in aiokafka, numpy and scipy, which pytest start-up
         # (every session that loads the plugin) does not need
         from pytest_eng5.runner.orchestrator import Eng5Runner
 
-        runner = Eng5Runner(run_config(settings), eng5_stack.endpoints(), _hooks(config))
+        runner = Eng5Runner(run_config(settings), stack.endpoints(), _hooks(config, hooks))
         return RunnerHandle(runner, record, Expectation.from_node(node), settings)
 
     return factory
+
+
+@pytest.fixture
+def eng5_stack_runner_factory(
+    request: pytest.FixtureRequest, eng5_variant: VariantParam | None
+) -> Callable[..., RunnerHandle]:
+    """``factory(stack, *, hooks=None, **settings) -> RunnerHandle`` bound to ``stack`` (one
+    from ``eng5_stack_factory``); settings as for ``eng5_runner_factory``. It does not start
+    the session stack."""
+    return _runner_factory(request, "eng5_stack_runner_factory")
+
+
+@pytest.fixture
+def eng5_runner_factory(
+    request: pytest.FixtureRequest, eng5_stack: Any, eng5_variant: VariantParam | None
+) -> Callable[..., RunnerHandle]:
+    """``factory(*, hooks=None, **settings) -> RunnerHandle`` bound to the session stack.
+
+    Settings come from the session (CLI/env/ini), then ``eng5_run`` markers, then the
+    ``eng5_variants`` variant, then ``pytest_eng5_adjust_settings`` hooks, then the factory's
+    keyword arguments. ``hooks`` (a ``RunHooks``) adds the test's own callbacks after the
+    plugin's hooks.
+    """
+
+    make = _runner_factory(request, "eng5_runner_factory")
+
+    def factory(**overrides: Any) -> RunnerHandle:
+        return make(eng5_stack, **overrides)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def eng5_stack_factory(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackFactory]:
+    """``factory(*, partitions=None, judge=None, faults=None, kafka=None, brokers=None,
+    **settings) -> StackContext``: an extra stack beside the session's, with these settings.
+
+    Arguments are validated like every setting. The same arguments give the same running
+    stack (fault knobs reset to ``faults``); ``factory.stop(stack)`` stops one early, and every
+    stack stops at session end. Work directories and logs are under pytest's tmp dirs.
+    """
+    from pytest_eng5.stack.factory import StackFactory
+
+    factory = StackFactory(get_settings(pytestconfig), tmp_path_factory.mktemp("eng5-stacks"))
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 @pytest.fixture

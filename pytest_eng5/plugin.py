@@ -18,7 +18,13 @@ import pytest
 from pytest_eng5 import hookspecs
 from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import Eng5Error
-from pytest_eng5.fixtures import eng5_runner, eng5_runner_factory, eng5_sample_assignment
+from pytest_eng5.fixtures import (
+    eng5_runner,
+    eng5_runner_factory,
+    eng5_sample_assignment,
+    eng5_stack_factory,
+    eng5_stack_runner_factory,
+)
 from pytest_eng5.run_overrides import check_run_settings
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
@@ -273,6 +279,8 @@ __all__ = [
     "eng5_sample_assignment",
     "eng5_settings",
     "eng5_stack",
+    "eng5_stack_factory",
+    "eng5_stack_runner_factory",
     "eng5_variant",
     "get_settings",
     "settings_from_config",

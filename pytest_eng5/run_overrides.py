@@ -114,7 +114,8 @@ def check_run_settings(config: pytest.Config, session: Eng5Settings, items: list
     problems = []
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "eng5_runner_factory" not in fixtures and item.get_closest_marker("eng5_run") is None:
+        factories = {"eng5_runner_factory", "eng5_stack_runner_factory"}
+        if not factories & set(fixtures) and item.get_closest_marker("eng5_run") is None:
             continue
         try:
             item.stash[RUN_OVERRIDES_KEY] = run_overrides(item, session)

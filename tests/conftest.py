@@ -1,8 +1,5 @@
-"""One embedded stack per test session, shared by the integration and reference tests.
-
-Under xdist every worker has its own session and so its own stack (see
-:mod:`pytest_eng5.stack.infra`); PostgreSQL keeps its data out of pytest's basetemp by itself.
-"""
+"""One embedded infrastructure per test session (from ``eng5_stack_factory``), shared by the
+integration and reference tests; under xdist every worker has its own."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +18,7 @@ from pytest_eng5.contracts import EssayProcessingInputRefV1, EventEnvelope
 from pytest_eng5.reference.db import apply_schema, create_pool
 from pytest_eng5.runner.envelope import compose_request
 from pytest_eng5.runner.identity import BatchIdentity
-from pytest_eng5.stack.config import StackConfig
-from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
+from pytest_eng5.stack.infra import Infrastructure
 from pytest_eng5.stack.readiness import run_coroutine
 
 #: The collector tests read topics with more than one partition on purpose.
@@ -39,18 +36,14 @@ async def apply_reference_schema(dsn: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def session_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+def session_infra(eng5_stack_factory: Any) -> Infrastructure:
     """Tansu with two partitions per contract topic, PostgreSQL with the reference schema."""
-    base = tmp_path_factory.mktemp("session-stack")
-    config = StackConfig(
-        "embedded",
-        workdir=base / "work",
-        log_dir=base / "logs",
-        topic_partitions=SESSION_TOPIC_PARTITIONS,
+    stack = eng5_stack_factory(
+        stack="embedded", kafka="tansu", partitions=SESSION_TOPIC_PARTITIONS, services=False
     )
-    with running_infrastructure(config) as infra:
-        run_coroutine(apply_reference_schema(infra.postgres.dsn), SCHEMA_TIMEOUT_S)
-        yield infra
+    infra: Infrastructure = stack.infrastructure
+    run_coroutine(apply_reference_schema(infra.postgres.dsn), SCHEMA_TIMEOUT_S)
+    return infra
 
 
 @contextmanager

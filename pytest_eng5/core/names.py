@@ -11,6 +11,10 @@ STACK_KINDS: Final[tuple[str, ...]] = get_args(StackKind)
 KafkaProvider = Literal["tansu", "apache"]
 KAFKA_PROVIDERS: Final[tuple[str, ...]] = get_args(KafkaProvider)
 
+#: The reference services a fault knob can target (``/_test/faults`` and the stack factory).
+FaultService = Literal["content", "cj-api", "cj-worker"]
+FAULT_SERVICES: Final[tuple[FaultService, ...]] = get_args(FaultService)
+
 JudgeName = Literal["text_features", "coin_flip", "llm_http"]
 JUDGE_NAMES: Final[tuple[str, ...]] = get_args(JudgeName)
 DEFAULT_JUDGE: Final[JudgeName] = "text_features"

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from pytest_eng5.core.names import FAULT_SERVICES
 from pytest_eng5.core.urls import CONTENT_PATH, content_endpoint
 from pytest_eng5.reference.admin_auth import SERVICE_NAME, JwtSettings, generic_500
 from pytest_eng5.reference.cj_admin_routes import admin_routes
@@ -84,8 +85,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FAULT_SERVICES: tuple[ServiceName, ...] = get_args(ServiceName)
 
 
 def create_cj_app(

@@ -8,11 +8,13 @@ its row when it handles work, so a scenario can change faults without restarting
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ServiceName = Literal["content", "cj-api", "cj-worker"]
+from pytest_eng5.core.names import FaultService
+
+ServiceName = FaultService
 
 FAULTS_DDL = """
 CREATE TABLE IF NOT EXISTS reference_faults (

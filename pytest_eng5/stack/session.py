@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pytest_eng5.core.urls import content_base
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.settings import Eng5Settings
-from pytest_eng5.stack.config import stack_config
+from pytest_eng5.stack.config import DEFAULT_TOPIC_PARTITIONS, stack_config
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.postgres import CJ_DATABASE, CONTENT_DATABASE, HuleeduDatabases
@@ -114,6 +114,12 @@ class StackContext:
             json={"service": service, "faults": faults},
             timeout=5.0,
         )
+        if response.status_code == 400:
+            raise ConfigurationError(
+                f"the reference CJ API refused the faults {faults!r} for {service!r}: "
+                f"{response.text[:500]}",
+                next_step="use the fault knobs of pytest_eng5.reference.faults.FaultConfig",
+            )
         response.raise_for_status()
 
     def clear_faults(self) -> None:
@@ -135,14 +141,28 @@ def worker_name() -> str:
 
 
 @contextmanager
-def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContext]:
-    """Start the configured stack; stop everything it started on exit (also on Ctrl-C)."""
-    log_dir = settings.evidence_dir / "stack-logs" / worker_name()
+def running_stack(
+    settings: Eng5Settings,
+    workdir: Path,
+    *,
+    log_dir: Path | None = None,
+    topic_partitions: int = DEFAULT_TOPIC_PARTITIONS,
+    reference_services: bool = True,
+) -> Iterator[StackContext]:
+    """Start the configured stack; stop everything it started on exit (also on Ctrl-C).
+
+    ``log_dir`` defaults to ``<evidence_dir>/stack-logs/<worker>``; ``reference_services=False``
+    starts Kafka and PostgreSQL only (no reference services).
+    """
+    log_dir = log_dir or settings.evidence_dir / "stack-logs" / worker_name()
     if settings.stack == "external":
         yield _external_context(settings, workdir, log_dir)
         return
-    config = stack_config(settings, workdir, log_dir)
+    config = replace(stack_config(settings, workdir, log_dir), topic_partitions=topic_partitions)
     with running_infrastructure(config) as infra:
+        if not reference_services:
+            yield _infrastructure_context(settings, infra, log_dir)
+            return
         jwt_secret = os.environ.get("ENG5_REFERENCE_JWT_SECRET") or secrets.token_hex(32)
         register_secret(jwt_secret)
         services = start_reference_services(
@@ -176,6 +196,23 @@ def running_stack(settings: Eng5Settings, workdir: Path) -> Iterator[StackContex
             )
         finally:
             services.stop()
+
+
+def _infrastructure_context(
+    settings: Eng5Settings, infra: Infrastructure, log_dir: Path
+) -> StackContext:
+    return StackContext(
+        kind=settings.stack,
+        kafka=infra.kafka,
+        postgres_dsn=infra.postgres.dsn,
+        cj_url=None,
+        content_url=None,
+        env=dict(infra.postgres.huleedu_env()),
+        log_dir=log_dir,
+        infrastructure=infra,
+        pids=list(infra.pids),
+        databases=infra.postgres.tcp,
+    )
 
 
 def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackContext:

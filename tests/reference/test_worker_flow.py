@@ -74,8 +74,9 @@ WorkerFactory = Callable[..., Awaitable[CJWorker]]
 
 
 @pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    started = start_infra(tmp_path_factory.mktemp("worker-infra"))
+def infra(eng5_stack_factory: Any) -> Iterator[Infra]:
+    stack = eng5_stack_factory(stack="embedded", kafka="tansu", services=False)
+    started = start_infra(stack.infrastructure)
     try:
         yield started
     finally:

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,8 +30,7 @@ from pytest_eng5.contracts.grade_scales import grade_from_filename
 from pytest_eng5.contracts.topics import CONTRACT_TOPICS, REQUEST_TOPIC
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.faults import FaultConfig, write_faults
-from pytest_eng5.stack.config import StackConfig
-from pytest_eng5.stack.infra import Infrastructure, start_infrastructure
+from pytest_eng5.stack.infra import Infrastructure
 from pytest_eng5.stack.ports import free_port as free_port  # re-exported for the worker tests
 
 #: Every topic the worker writes: all contract topics but the request topic.
@@ -102,28 +100,19 @@ class Infra:
         return f"{self.content.url}/v1/content"
 
 
-def start_infra(base_dir: Path) -> Infra:
-    """Start Tansu (one partition per topic), PostgreSQL and the Content Service.
+def start_infra(infrastructure: Infrastructure) -> Infra:
+    """The Content Service (in a thread) on ``infrastructure`` (from ``eng5_stack_factory``).
 
-    Logs and the stack's workdir go under ``base_dir``. The Content Service applies the
-    reference schema at start-up. What started is stopped if a later part fails.
+    The Content Service applies the reference schema at start-up.
     """
-    infrastructure = start_infrastructure(
-        StackConfig("embedded", workdir=base_dir / "work", log_dir=base_dir / "logs")
+    return Infra(
+        infrastructure, ServerThread(create_content_app(infrastructure.postgres.dsn)).start()
     )
-    try:
-        content = ServerThread(create_content_app(infrastructure.postgres.dsn)).start()
-    except BaseException:
-        infrastructure.stop()
-        raise
-    return Infra(infrastructure, content)
 
 
 def stop_infra(infra: Infra) -> None:
-    try:
-        infra.content.stop()
-    finally:
-        infra.infrastructure.stop()
+    """Stop the Content Service; the stack factory stops the infrastructure."""
+    infra.content.stop()
 
 
 # --------------------------------------------------------------------------- seeding

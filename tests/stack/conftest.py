@@ -1,26 +1,17 @@
-"""Fixtures for the stack tests: one embedded stack shared by the module that asks for it."""
+"""Fixtures for the stack tests: the embedded infrastructure (Kafka + PostgreSQL) they share."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_eng5.stack.config import StackConfig
-from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
-
-
-def embedded_config(base: Path, **overrides: object) -> StackConfig:
-    return StackConfig(
-        "embedded",
-        workdir=base / "work",
-        log_dir=base / "logs",
-        **overrides,  # type: ignore[arg-type]
-    )
+from pytest_eng5.stack.infra import Infrastructure
 
 
 @pytest.fixture(scope="module")
-def embedded_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
-    with running_infrastructure(embedded_config(tmp_path_factory.mktemp("stack"))) as infra:
-        yield infra
+def embedded_infra(eng5_stack_factory: Any) -> Infrastructure:
+    """Tansu (one partition per topic) and PostgreSQL, without the reference services."""
+    stack = eng5_stack_factory(stack="embedded", kafka="tansu", services=False)
+    assert stack.infrastructure is not None
+    return stack.infrastructure

@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
+from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.kafka import KafkaEndpoint
 
 WAIT = 10.0
+
+
+def embedded_config(base: Path, **overrides: Any) -> StackConfig:
+    """An embedded stack's configuration with its work and log folders under ``base``."""
+    return StackConfig("embedded", workdir=base / "work", log_dir=base / "logs", **overrides)
 
 
 async def kafka_round_trip(endpoint: KafkaEndpoint, topic: str, count: int = 3) -> list[bytes]:
@@ -41,6 +50,20 @@ async def kafka_round_trip(endpoint: KafkaEndpoint, topic: str, count: int = 3) 
         return received
     finally:
         await consumer.stop()
+
+
+async def partition_counts(endpoint: KafkaEndpoint, topics: list[str]) -> dict[str, int]:
+    """How many partitions each topic has, and 0 for a topic the broker reports an error for."""
+    admin = AIOKafkaAdminClient(**endpoint.admin_kwargs())
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {
+        entry["topic"]: len(entry["partitions"]) if entry["error_code"] == 0 else 0
+        for entry in described
+    }
 
 
 async def sql_round_trip(dsn: str) -> list[str]:

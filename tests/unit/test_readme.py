@@ -28,3 +28,13 @@ def test_readme_starts_with_the_two_commands_ci_runs() -> None:
 
 def test_options_table_matches_the_settings() -> None:
     assert options_markdown_table() in README
+
+
+def test_fixtures_table_lists_every_fixture_of_the_plugin() -> None:
+    from pytest_eng5 import plugin
+
+    section = README[README.index("## Fixtures, markers and hooks") :]
+    table = section[: section.index("| Marker |")]
+    documented = set(re.findall(r"^\| `(eng5_\w+)` \|", table, re.M))
+    fixtures = {name for name in plugin.__all__ if name.startswith("eng5_")}
+    assert documented == fixtures

@@ -1,0 +1,75 @@
+"""eng5_stack_factory on real stacks: reused for equal arguments, replaced when a process died,
+fault knobs reset per call, logs under pytest's tmp dirs, every process stopped at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from stack_checks import kafka_round_trip, partition_counts, pid_alive
+
+from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.settings import Eng5Settings
+from pytest_eng5.stack.config import DEFAULT_TOPICS
+from pytest_eng5.stack.factory import StackFactory
+from pytest_eng5.stack.tansu import EmbeddedKafka
+
+INFRA_ONLY = {"stack": "embedded", "kafka": "tansu", "services": False}
+
+
+@pytest.mark.asyncio
+async def test_equal_arguments_give_the_running_stack_with_its_partitions(
+    eng5_stack_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stack = eng5_stack_factory(partitions=3, **INFRA_ONLY)
+    assert eng5_stack_factory(partitions=3, **INFRA_ONLY) is stack
+    assert eng5_stack_factory(**INFRA_ONLY) is not stack, "other partitions, another stack"
+    counts = await partition_counts(stack.kafka, list(DEFAULT_TOPICS))
+    assert counts == dict.fromkeys(DEFAULT_TOPICS, 3)
+    assert tmp_path_factory.getbasetemp() in stack.log_dir.parents
+    assert (stack.log_dir / "tansu.log").is_file()
+    assert stack.services is None
+    assert stack.cj_url is None
+
+
+@pytest.mark.asyncio
+async def test_a_stack_whose_broker_died_is_replaced(eng5_stack_factory: Any) -> None:
+    arguments = {**INFRA_ONLY, "start_timeout": 29.0}  # a stack no other test shares
+    stack = eng5_stack_factory(**arguments)
+    (broker,) = [h for h in stack.infrastructure.processes if isinstance(h, EmbeddedKafka)]
+    broker.stop(timeout=5)
+    old_pids = list(stack.pids)
+    again = eng5_stack_factory(**arguments)
+    assert again is not stack
+    assert [pid for pid in old_pids if pid_alive(pid)] == [], "the rest of the old one stopped"
+    assert len(await kafka_round_trip(again.kafka, DEFAULT_TOPICS[0])) == 3
+    eng5_stack_factory.stop(again)
+    assert [pid for pid in again.pids if pid_alive(pid)] == []
+    assert eng5_stack_factory(**arguments) is not again, "a stopped stack is not handed out"
+
+
+def test_each_call_resets_the_fault_knobs_to_its_own(eng5_stack_factory: Any) -> None:
+    stack = eng5_stack_factory(judge="coin_flip", faults={"cj-worker": {"judge_delay_ms": 7}})
+    stack.set_faults("content", http_5xx_count=3)
+    assert eng5_stack_factory(judge="coin_flip", faults={"cj-worker": {"judge_delay_ms": 7}}) is (
+        stack
+    )
+    faults = httpx.get(f"{stack.cj_url}/_test/faults", timeout=5).json()
+    assert faults["cj-worker"]["judge_delay_ms"] == 7
+    assert faults["content"]["http_5xx_count"] == 0, "the earlier test's knob is cleared"
+    assert {p.name for p in stack.log_dir.glob("*.log")} >= {"cj-api.log", "cj-worker.log"}
+    with pytest.raises(ConfigurationError, match="judge_delay_seconds"):
+        stack.set_faults("cj-worker", judge_delay_seconds=1)
+
+
+def test_close_stops_every_stack_it_started(tmp_path: Path) -> None:
+    factory = StackFactory(Eng5Settings(), tmp_path)
+    first = factory(**INFRA_ONLY)
+    second = factory(partitions=2, **INFRA_ONLY)
+    pids = [*first.pids, *second.pids]
+    assert all(pid_alive(pid) for pid in pids)
+    factory.close()
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01-tansu", "02-tansu-2p"]
