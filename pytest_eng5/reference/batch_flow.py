@@ -197,7 +197,8 @@ class BatchFlow:
 
     async def _plan_next_wave(self, cj_batch_id: int, *, wave: int) -> list[PlannedPair]:
         seed = self.settings.pair_generation_seed
-        return await plan_next_wave(self.pool, cj_batch_id, wave=wave, seed=seed)
+        groups = self.runtimes.get(cj_batch_id).faults.pairing_groups
+        return await plan_next_wave(self.pool, cj_batch_id, wave=wave, seed=seed, groups=groups)
 
     async def _submit_wave(self, cj_batch_id: int, plan: list[PlannedPair], *, wave: int) -> None:
         faults = self.runtimes.get(cj_batch_id).faults

@@ -43,6 +43,12 @@ class FaultConfig(BaseModel):
     judge_error_rate: float = Field(0.0, ge=0.0, le=1.0, description="error callbacks")
     judge_delay_ms: int = Field(0, ge=0, description="slow judge: delay per comparison")
     force_failure: bool = Field(False, description="publish CJAssessmentFailedV1 for every batch")
+    pairing_groups: int = Field(
+        1,
+        ge=1,
+        description="cj-worker: pair essays only within this many disjoint groups (a pairing "
+        "whose comparisons cannot connect the batch)",
+    )
     huleedu_head_quirks: bool = Field(
         False,
         description="CJ API only: behave as HuleEdu HEAD (generic 500 for admin errors, admin "

@@ -18,6 +18,9 @@ The rule, in order:
    count, this wave included) goes first; ties are broken by the seeded generator.
 
 Deterministic: the same essays, history, scores, seed and wave number give the same wave.
+
+A ``groups`` fault splits the sorted essays into that many disjoint groups (round robin) and
+pairs only within a group, so the comparisons cannot connect the batch.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def plan_wave(
     seed: int = 0,
     wave: int = 0,
     max_passes: int | None = None,
+    groups: int = 1,
 ) -> list[PlannedPair]:
     """Plan the next wave.
 
@@ -96,7 +100,10 @@ def plan_wave(
         a_minus_b[a] += 1
         a_minus_b[b] -= 1
 
-    all_pairs = list(combinations(ids, 2))
+    group = {essay: index % groups for index, essay in enumerate(ids)}
+    all_pairs = [(a, b) for a, b in combinations(ids, 2) if group[a] == group[b]]
+    if not all_pairs:
+        return []
     level = min(pair_counts[pair] for pair in all_pairs)
     if level > allowed_passes:
         return []

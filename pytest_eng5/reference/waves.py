@@ -51,7 +51,7 @@ def requested_temperature(overrides: dict[str, Any]) -> float:
 
 
 async def plan_next_wave(
-    pool: Pool, cj_batch_id: int, *, wave: int, seed: int
+    pool: Pool, cj_batch_id: int, *, wave: int, seed: int, groups: int = 1
 ) -> list[PlannedPair]:
     """The pairs of wave ``wave`` within the remaining budget; empty when none is left."""
     state = await pool.fetchrow(
@@ -69,6 +69,7 @@ async def plan_next_wave(
         scores={e.essay_id: e.bt_score for e in essays if e.bt_score is not None},
         seed=seed,
         wave=wave,
+        groups=groups,
     )
 
 

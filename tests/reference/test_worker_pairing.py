@@ -168,3 +168,14 @@ def test_max_score_change() -> None:
         0.2
     )
     assert max_score_change({}, {"a": 1.0}) is None
+
+
+def test_a_pairing_groups_fault_never_pairs_across_groups() -> None:
+    ids = [f"E{i:02d}" for i in range(10)]
+    history: list[tuple[str, str]] = []
+    for wave in range(6):
+        planned = plan_wave(ids, history, budget_remaining=100, wave=wave, groups=2)
+        history += [(p.essay_a, p.essay_b) for p in planned]
+    assert history, "pairs within each group are still asked"
+    group = {essay: i % 2 for i, essay in enumerate(sorted(ids))}
+    assert all(group[a] == group[b] for a, b in history)
