@@ -29,6 +29,9 @@ def test_readiness_that_never_passes_fails_at_the_deadline(tmp_path: Path) -> No
         "sleeper", python("import time; print('sleeping', flush=True); time.sleep(60)"), tmp_path
     )
     try:
+        # first the child's own signal that it runs (under load Python starts in over 0.3 s)
+        log = tmp_path / "sleeper.log"
+        sleeper.wait_ready(lambda: "sleeping" in log.read_text(), timeout=60)
         with pytest.raises(StackStartError, match=r"was not ready within 0\.3 s") as info:
             sleeper.wait_ready(lambda: False, timeout=0.3)
         assert sleeper.is_running()
