@@ -11,6 +11,7 @@ import pytest_eng5.runner.orchestrator  # noqa: F401
 
 collect_ignore = ["bench", "tools"]
 TESTS_DIR = Path(__file__).parent / "tests"
+SHIPPED_SCENARIOS = Path(__file__).parent / "pytest_eng5" / "scenarios"
 
 try:
     from hypothesis import HealthCheck, settings
@@ -26,9 +27,12 @@ else:
 
 def pytest_ignore_collect(collection_path, config):  # type: ignore[no-untyped-def]
     """The main job (``-m eng5_execute``) has all its tests in scenarios/, so it skips importing
-    the package's own tests (tests/unit/test_markers.py keeps that true)."""
-    # tests/ itself is an initial path (testpaths), so its children are what can be skipped
-    if config.getoption("markexpr") == "eng5_execute" and TESTS_DIR in collection_path.parents:
+    the package's own tests and the shipped R1-R7 scenarios (tests/unit/test_markers.py keeps
+    that true)."""
+    # both are initial paths (testpaths), so their children are what can be skipped
+    if config.getoption("markexpr") != "eng5_execute":
+        return None
+    if any(folder in collection_path.parents for folder in (TESTS_DIR, SHIPPED_SCENARIOS)):
         return True
     return None
 

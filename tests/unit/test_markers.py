@@ -1,4 +1,5 @@
-"""The main job's selection (``-m eng5_execute``) only needs scenarios/: no test here has it."""
+"""The main job's selection (``-m eng5_execute``) only needs scenarios/: no test here or in the
+shipped R1-R7 scenarios (pytest_eng5/scenarios/) has it."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ def marker_names(tree: ast.AST) -> set[str]:
     return names
 
 
-def test_no_test_under_tests_is_part_of_the_main_job() -> None:
+def test_no_test_under_tests_or_the_shipped_scenarios_is_part_of_the_main_job() -> None:
+    shipped = TESTS.parent / "pytest_eng5" / "scenarios"
     offenders = [
-        path.relative_to(TESTS)
-        for path in TESTS.rglob("*.py")
+        path.relative_to(TESTS.parent)
+        for path in [*TESTS.rglob("*.py"), *shipped.glob("*.py")]
         if "eng5_execute" in marker_names(ast.parse(path.read_text(encoding="utf-8")))
     ]
+    assert shipped.joinpath("test_r1_comparison_capacity.py") in shipped.glob("*.py")
     assert offenders == []
 
 

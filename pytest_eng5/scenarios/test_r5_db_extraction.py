@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,9 @@ from pytest_eng5.errors import AwaitTimeoutError, ExtractionError
 pytestmark = pytest.mark.eng5_scenario("R5")
 
 
-def artefact(result) -> dict:
-    return json.loads(result.artefact_path.read_text())
+def artefact(result) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(result.artefact_path.read_text())
+    return document
 
 
 def test_enabled_extraction_lands_in_the_evidence(eng5_runner_factory, sample, own_cache) -> None:

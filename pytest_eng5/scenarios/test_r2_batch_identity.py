@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_concurrent_batches_each_see_only_their_own_events(
     first = eng5_runner_factory(**sample, **own_cache, batch_label="first")
     second = eng5_runner_factory(**sample, **own_cache, batch_label="second")
 
-    async def both():
+    async def both() -> tuple[Any, Any]:
         return await asyncio.gather(first.aio.execute(), second.aio.execute())
 
     one, two = asyncio.run(both())
