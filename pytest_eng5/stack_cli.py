@@ -1,7 +1,9 @@
 """``python -m pytest_eng5.stack`` / ``eng5-stack``: the embedded stack in the foreground.
 
 Prints where everything answers (or one JSON line with ``--json``), optionally seeds the sample
-assignment, and stays up until Ctrl-C, then stops every process it started.
+assignment, and stays up until Ctrl-C, then stops every process it started. ``--kafka apache``
+runs an Apache Kafka KRaft cluster (``--kafka-brokers 1|3``; needs java and mvn) instead of
+Tansu.
 
 This module composes layers (the stack, and the runner's CJ client for ``--seed``), so it sits
 on top beside the pytest glue; ``stack/__main__.py`` only calls :func:`main`.
@@ -18,8 +20,9 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
-from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
+from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES, KafkaProvider
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID
 from pytest_eng5.settings_sources import resolve_settings
@@ -35,22 +38,46 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--evidence-dir", default="eng5-evidence", help="where logs go")
     parser.add_argument("--judge", choices=JUDGE_NAMES, default=DEFAULT_JUDGE)
     parser.add_argument("--start-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--kafka",
+        choices=get_args(KafkaProvider),
+        default="tansu",
+        help="the broker: Tansu, or an Apache Kafka KRaft cluster (needs java and mvn)",
+    )
+    parser.add_argument(
+        "--kafka-brokers",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="nodes of the Apache Kafka cluster (default 3)",
+    )
+    parser.add_argument("--kafka-version", default=None, help="Apache Kafka version (4.x)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.kafka != "apache" and (args.kafka_brokers or args.kafka_version):
+        parser.error("--kafka-brokers and --kafka-version need --kafka apache")
     from pytest_eng5.stack.session import running_stack
 
-    settings = resolve_settings(
-        {
-            "evidence_dir": args.evidence_dir,
-            "judge": args.judge,
-            "start_timeout": args.start_timeout,
-        },
-        {},
-        {},
-    )
+    try:
+        settings = resolve_settings(
+            {
+                "evidence_dir": args.evidence_dir,
+                "judge": args.judge,
+                "start_timeout": args.start_timeout,
+                "kafka": args.kafka,
+                "kafka_brokers": args.kafka_brokers,
+                "kafka_version": args.kafka_version,
+            },
+            {},
+            {},
+        )
+    except Eng5Error as exc:
+        print(f"eng5 stack: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -59,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             running_stack(settings, Path(workdir)) as stack,
         ):
             facts: dict[str, object] = {
+                "kafka": settings.kafka,
                 "kafka_bootstrap": stack.kafka.bootstrap,
                 "content_url": stack.content_url,
                 "cj_url": stack.cj_url,

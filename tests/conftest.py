@@ -88,6 +88,13 @@ def stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield facts
 
 
+@pytest.fixture
+def apache_stack_cli(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The stack CLI on a one-node Apache Kafka cluster (``--kafka apache --kafka-brokers 1``)."""
+    with running_stack_cli(tmp_path, "--kafka", "apache", "--kafka-brokers", "1") as facts:
+        yield facts
+
+
 def guest_request(identity: BatchIdentity, *essay_ids: str) -> EventEnvelope:
     """A guest (no assignment) execute request for ``essay_ids`` (default one essay)."""
     ids = essay_ids or ("E1",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -300,7 +300,10 @@ class Eng5Settings(BaseModel):
     def _choices_ignore_case(cls, value: Any, info: Any) -> Any:
         spec = OPTIONS_BY_NAME.get(info.field_name)
         if spec is not None and spec.choices and isinstance(value, str):
-            return canonical_choice(spec.choices, value)
+            canonical = canonical_choice(spec.choices, value)
+            # a choice given as text is the declared value: "3" is kafka_brokers' 3
+            declared = get_args(cls.model_fields[info.field_name].annotation)
+            return next((d for d in declared if str(d) == canonical), canonical)
         return value
 
     @field_validator("max_comparisons")

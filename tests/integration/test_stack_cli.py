@@ -6,11 +6,15 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pytest_eng5.core import CONTRACT_TOPICS
 
 HULEEDU_DB_FACTS = {
     "HULEEDU_DB_HOST",
@@ -25,6 +29,7 @@ HULEEDU_DB_FACTS = {
 
 def test_stack_cli_seeds_and_prints_the_facts(stack_cli: dict[str, str]) -> None:
     assert set(stack_cli) == {
+        "kafka",
         "kafka_bootstrap",
         "content_url",
         "cj_url",
@@ -42,6 +47,7 @@ def test_stack_cli_seeds_and_prints_the_facts(stack_cli: dict[str, str]) -> None
     assert httpx.get(f"{stack_cli['cj_url']}/healthz", timeout=5).status_code == 200
     logs = {p.name for p in (Path(stack_cli["evidence_dir"]) / "stack-logs").rglob("*.log")}
     assert {"tansu.log", "cj-worker.log", "cj-api.log", "content-service.log"} <= logs
+    assert stack_cli["kafka"] == "tansu"
     # The printed HuleEdu database facts work over TCP with a password, as HuleEdu's DB
     # extraction uses them, and reach the CJ database the seeding just wrote to.
     assert asyncio.run(seeded_instructions_over_tcp(stack_cli)) >= 1
@@ -113,3 +119,66 @@ def test_psql_over_tcp_reaches_the_cj_database(stack_cli: dict[str, str]) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "huleedu_cj_assessment|huleedu_user"
+
+
+# --- the Apache Kafka cluster from the command line --------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_eng5.stack", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+async def cluster_facts(bootstrap: str) -> tuple[int, dict[str, int]]:
+    """How many brokers answer, and the partition count of each contract topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        topics = await admin.describe_topics(list(CONTRACT_TOPICS))
+    finally:
+        await admin.close()
+    return len(cluster["brokers"]), {t["topic"]: len(t["partitions"]) for t in topics}
+
+
+@pytest.mark.timeout(600)  # JVM start-up on two shared cores (and a first Maven resolve)
+@pytest.mark.skipif(
+    shutil.which("java") is None or shutil.which("mvn") is None,
+    reason="the Apache Kafka cluster tier needs java and mvn",
+)
+def test_stack_cli_starts_the_apache_kafka_cluster(apache_stack_cli: dict[str, str]) -> None:
+    facts = apache_stack_cli
+    assert facts["kafka"] == "apache"
+    brokers, partitions = asyncio.run(cluster_facts(facts["kafka_bootstrap"]))
+    assert brokers == 1, "the broker count reaches the cluster"
+    assert partitions == dict.fromkeys(CONTRACT_TOPICS, 3)
+    assert httpx.get(f"{facts['cj_url']}/healthz", timeout=5).status_code == 200
+    logs = {p.name for p in (Path(facts["evidence_dir"]) / "stack-logs").rglob("*.log")}
+    assert "kafka-1.log" in logs
+    assert "tansu.log" not in logs
+    assert facts["assignment_id"], "the sample assignment was seeded on the cluster's stack"
+
+
+def test_stack_cli_without_java_names_what_is_missing(tmp_path: Path) -> None:
+    done = run_cli(
+        "--kafka",
+        "apache",
+        "--evidence-dir",
+        str(tmp_path),
+        env={**os.environ, "PATH": str(tmp_path)},  # no java, no mvn
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the Apache Kafka provider needs 'java' on PATH" in done.stderr
+    assert "next step" in done.stderr
+
+
+def test_stack_cli_broker_count_needs_the_apache_cluster() -> None:
+    done = run_cli("--kafka-brokers", "1")
+    assert done.returncode == 2
+    assert "--kafka-brokers and --kafka-version need --kafka apache" in done.stderr

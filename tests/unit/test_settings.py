@@ -44,6 +44,13 @@ def test_bad_choice_lists_valid_values() -> None:
     assert "--eng5-stack" in str(info.value)
 
 
+def test_a_numeric_choice_given_as_text_is_the_number() -> None:
+    assert resolve_settings({"kafka_brokers": "1"}, {}, {}).kafka_brokers == 1
+    assert resolve_settings({}, {"kafka_brokers": "3"}, {}).kafka_brokers == 3
+    with pytest.raises(SettingsError, match="1, 3"):
+        resolve_settings({"kafka_brokers": "2"}, {}, {})
+
+
 def test_bad_number_names_the_option() -> None:
     with pytest.raises(SettingsError, match="--eng5-max-comparisons"):
         resolve_settings({}, {"max_comparisons": "many"}, {})
