@@ -57,6 +57,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("eng5", "ENG5 comparative-judgement runs (pytest-eng5)")
     for spec in OPTIONS:
+        if spec.env_only:
+            continue  # a credential: never on the command line or in an ini file
         sources = f"ini {spec.ini_key}" + (f", env {', '.join(spec.env)}" if spec.env else "")
         default = "" if spec.default is None else f"; default {spec.default}"
         choices = f" ({'|'.join(spec.choices)})" if spec.choices else ""
@@ -83,8 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def settings_from_config(config: pytest.Config) -> Eng5Settings:
     """Resolve the eng5 settings of ``config`` (CLI > env > ini > default)."""
-    cli = {spec.name: config.getoption(f"eng5_{spec.name}") for spec in OPTIONS}
-    ini = {spec.name: config.getini(spec.ini_key) for spec in OPTIONS}
+    given = [spec for spec in OPTIONS if not spec.env_only]
+    cli = {spec.name: config.getoption(f"eng5_{spec.name}") for spec in given}
+    ini = {spec.name: config.getini(spec.ini_key) for spec in given}
     return resolve_settings(cli, ini, os.environ)
 
 

@@ -85,10 +85,12 @@ def resolve_settings(
     explicit: dict[str, str] = {}  # name -> where a user gave it (CLI or ini)
 
     def resolve(spec: OptionSpec, stack: str) -> None:
+        given = None if spec.env_only else cli.get(spec.name)
+        in_ini = None if spec.env_only else ini.get(spec.name)
         for source, raw in (
-            ("the command line", cli.get(spec.name)),
+            ("the command line", given),
             *((f"env {name}", env.get(name)) for name in spec.env if reads_env(name, stack)),
-            ("the ini file", ini.get(spec.name)),
+            ("the ini file", in_ini),
         ):
             try:
                 value = _convert(spec, raw, source)
@@ -142,8 +144,10 @@ def options_markdown_table() -> str:
             notes += f"; {' / '.join(spec.stacks)} stack only"
         if spec.secret:
             notes += "; secret, never shown"
+        cli_cell, ini_cell = (
+            ("(env only)", "") if spec.env_only else (f"`{spec.cli_flag}`", f"`{spec.ini_key}`")
+        )
         rows.append(
-            f"| `{spec.cli_flag}` | `{spec.ini_key}` | {env} | {default} | "
-            f"{spec.help}{choices}{notes} |"
+            f"| {cli_cell} | {ini_cell} | {env} | {default} | {spec.help}{choices}{notes} |"
         )
     return "\n".join(rows) + "\n"

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from pytest_eng5.core import Endpoints
 from pytest_eng5.core.names import MAX_PAIRWISE_COMPARISONS
 from pytest_eng5.errors import ConfigurationError
+from pytest_eng5.redact import register_secret
 
 if TYPE_CHECKING:  # only for annotations: the plugin imports this module at pytest start-up
     from pytest_eng5.contracts import EventEnvelope
@@ -93,6 +94,26 @@ class RunConfig(BaseModel):
     variant: str | None = None
     variant_repeat: int | None = Field(None, ge=1)
     baseline: str | None = None
+    #: CJ admin credentials, by HuleEdu's priority: service-account token, admin token, else a
+    #: development token minted with the JWT secret (typed secrets: redacted everywhere)
+    service_account_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> RunConfig:
+        for secret in (self.service_account_token, self.admin_token, self.jwt_secret):
+            register_secret(secret)
+        return self
+
+    def credentials_env(self) -> dict[str, str]:
+        """The credentials under HuleEdu's variable names, for the admin client only."""
+        named = {
+            "HULEEDU_SERVICE_ACCOUNT_TOKEN": self.service_account_token,
+            "HULEEDU_ADMIN_TOKEN": self.admin_token,
+            "JWT_SECRET_KEY": self.jwt_secret,
+        }
+        return {name: secret.get_secret_value() for name, secret in named.items() if secret}
 
     @property
     def await_completion(self) -> bool:

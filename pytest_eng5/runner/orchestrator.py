@@ -175,7 +175,7 @@ class Eng5Runner:
         state = self._start("register-anchors")
         result = state.result
         assignment_id = steps.require_assignment(self.config, "register-anchors")
-        async with steps.admin_client(self.endpoints) as client:
+        async with steps.admin_client(self.endpoints, self.config) as client:
             info = await steps.assignment_info(
                 client, self.config, assignment_id, "register-anchors"
             )
@@ -214,7 +214,7 @@ class Eng5Runner:
 
     async def verify_auth(self) -> dict[str, Any]:
         """The claims of the admin token in use (never the token) and whether CJ accepts it."""
-        async with steps.admin_client(self.endpoints) as client:
+        async with steps.admin_client(self.endpoints, self.config) as client:
             report: dict[str, Any] = await client.verify_token()
         return report
 

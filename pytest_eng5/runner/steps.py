@@ -79,13 +79,14 @@ def require_assignment(config: RunConfig, mode: str) -> str:
     return config.assignment_id
 
 
-def admin_client(endpoints: Endpoints) -> CJAdminClient:
+def admin_client(endpoints: Endpoints, config: RunConfig) -> CJAdminClient:
+    """The CJ admin client; the run's typed credentials win over the stack's environment."""
     if not endpoints.cj_url:
         raise ConfigurationError(
             "no CJ service URL to run the CJ admin preflight against",
             next_step="set --eng5-cj-url or CJ_SERVICE_URL (or use the embedded stack)",
         )
-    env = endpoints.env
+    env = {**endpoints.env, **config.credentials_env()}
     return CJAdminClient(endpoints.cj_url, token=resolve_admin_token(env), env=env)
 
 
@@ -113,7 +114,7 @@ async def preflight(
     if not config.assignment_id:
         result.grade_scale = config.expected_grade_scale or RUNNER_FALLBACK_GRADE_SCALE
         return None
-    async with admin_client(endpoints) as client:
+    async with admin_client(endpoints, config) as client:
         info = await assignment_info(client, config, config.assignment_id, mode)
         result.grade_scale = info.grade_scale
         result.messages.append(

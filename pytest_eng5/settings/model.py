@@ -54,6 +54,11 @@ def _external(help_text: str, *env: str) -> Option:
     return Option(help_text, env, EXTERNAL)
 
 
+def _secret(help_text: str, env: str, run: str | None = None) -> Option:
+    """A credential of the external stack: read from ``env`` only, never argv or a file."""
+    return Option(help_text, (env,), EXTERNAL, run=run, env_only=True)
+
+
 class Eng5Settings(BaseModel):
     """The resolved settings of a pytest-eng5 session (frozen); the one declaration of them."""
 
@@ -99,6 +104,12 @@ class Eng5Settings(BaseModel):
             "KAFKA_SASL_MECHANISM",
         ),
     ] = None
+    kafka_sasl_username: Annotated[
+        str | None, _secret("Kafka SASL username", "KAFKA_SASL_USERNAME")
+    ] = None
+    kafka_sasl_password: Annotated[
+        SecretStr | None, _secret("Kafka SASL password", "KAFKA_SASL_PASSWORD")
+    ] = None
     kafka_ssl_cafile: Annotated[
         Path | None, _external("CA file for Kafka SSL", "KAFKA_SSL_CAFILE")
     ] = None
@@ -116,6 +127,27 @@ class Eng5Settings(BaseModel):
         _external(
             "external PostgreSQL DSN (CJ database; optional, default built from HULEEDU_DB_*)",
             "ENG5_POSTGRES_DSN",
+        ),
+    ] = None
+    service_account_token: Annotated[
+        SecretStr | None,
+        _secret(
+            "CJ admin token of a service account (used first)",
+            "HULEEDU_SERVICE_ACCOUNT_TOKEN",
+            run="service_account_token",
+        ),
+    ] = None
+    admin_token: Annotated[
+        SecretStr | None,
+        _secret("CJ admin token (JWT)", "HULEEDU_ADMIN_TOKEN", run="admin_token"),
+    ] = None
+    jwt_secret: Annotated[
+        SecretStr | None,
+        _secret(
+            "JWT secret of the CJ service: without a token, a development admin token is "
+            "minted with it (refused in production)",
+            "JWT_SECRET_KEY",
+            run="jwt_secret",
         ),
     ] = None
     cj_url: Annotated[
@@ -406,6 +438,7 @@ def _options() -> tuple[OptionSpec, ...]:
                 option.stacks,
                 option.run,
                 option.session,
+                option.env_only,
             )
         )
     return tuple(specs)

@@ -26,7 +26,8 @@ class Option:
     the runner's ``RunConfig`` it feeds (``"max_comparisons"``, ``"llm.model"``,
     ``"gates.min_ssr"``), None for a setting of the stack or the session. ``session``: fixed
     for the whole session although the runner reads it (the stack uses it too), so a per-run
-    override (marker, hook, factory keyword, variant) cannot change it.
+    override (marker, hook, factory keyword, variant) cannot change it. ``env_only``: read
+    from the environment only (a credential: never on a command line or in an ini file).
     """
 
     help: str
@@ -34,6 +35,7 @@ class Option:
     stacks: tuple[StackKind, ...] | None = None
     run: str | None = None
     session: bool = False
+    env_only: bool = False
 
 
 class SettingsError(ConfigurationError):
@@ -54,6 +56,8 @@ class OptionSpec:
     #: the ``RunConfig`` field it feeds (see :class:`Option`)
     run: str | None = None
     session: bool = False
+    #: read from the environment only: no CLI option, no ini key
+    env_only: bool = False
 
     @property
     def per_run(self) -> bool:
@@ -73,6 +77,8 @@ class OptionSpec:
         return self.type == "secret"
 
     def where(self) -> str:
+        if self.env_only:
+            return f"env {self.env[0]}"
         return f"{self.cli_flag} / ini {self.ini_key}" + (
             f" / env {self.env[0]}" if self.env else ""
         )

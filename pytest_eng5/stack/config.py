@@ -1,16 +1,16 @@
 """Settings of the infrastructure stack (Kafka + PostgreSQL), validated when built.
 
-Secrets (the SASL password, a password inside an external DSN) are registered with
-:mod:`pytest_eng5.redact` as soon as a config holds them, and kept out of ``repr``.
+Secrets (the SASL password, an external DSN) are typed (``SecretStr``: never in a ``repr``)
+and registered with :mod:`pytest_eng5.redact` as soon as a config holds them.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from pytest_eng5.core import (
     CONTRACT_TOPICS,
@@ -40,7 +40,7 @@ def security_problems(
     security_protocol: str,
     sasl_mechanism: str | None,
     sasl_username: str | None,
-    sasl_password: str | None,
+    sasl_password: SecretStr | None,
     ssl_cafile: str | None,
 ) -> list[tuple[str, str]]:
     """Every problem of these Kafka security settings, each with its next step ([]: usable)."""
@@ -85,7 +85,7 @@ class KafkaSecurity:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
+    sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
 
     def __post_init__(self) -> None:
@@ -131,8 +131,8 @@ class StackConfig:
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     #: ``None``: the provider's default, which is on for every provider
     kafka_idempotence: bool | None = None
-    #: external PostgreSQL DSN (asyncpg / libpq URI)
-    postgres_dsn: str | None = field(default=None, repr=False)
+    #: external PostgreSQL DSN (asyncpg / libpq URI), a typed secret (it may hold a password)
+    postgres_dsn: SecretStr | None = None
     kafka_image: str = "confluentinc/cp-kafka:7.6.0"
     postgres_image: str = "postgres:16-alpine"
     #: embedded broker port; ``None`` picks a free port on 127.0.0.1
@@ -176,27 +176,30 @@ class StackConfig:
                 f"an Apache Kafka cluster has 1 or 3 brokers, not {self.kafka_brokers}",
                 next_step="give --eng5-kafka-brokers 1 or 3",
             )
+        register_secret(self.postgres_dsn)
         if self.postgres_dsn:
-            register_secret(urlsplit(self.postgres_dsn).password)
+            register_secret(urlsplit(self.postgres_dsn.get_secret_value()).password)
         # An external stack's endpoints are checked all at once by stack/external.py.
 
 
-def stack_config(
+def security_settings(
     settings: Eng5Settings,
-    workdir: Path,
-    log_dir: Path,
-    environ: Mapping[str, str] | None = None,
-) -> StackConfig:
-    """Map the session settings onto the infrastructure configuration."""
-    environ = os.environ if environ is None else environ
-    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
-    security = KafkaSecurity(
-        security_protocol=settings.kafka_security_protocol,
-        sasl_mechanism=settings.kafka_sasl_mechanism,
-        sasl_username=environ.get("KAFKA_SASL_USERNAME"),
-        sasl_password=environ.get("KAFKA_SASL_PASSWORD"),
-        ssl_cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+) -> tuple[str, str | None, str | None, SecretStr | None, str | None]:
+    """The Kafka security settings in :class:`KafkaSecurity`'s order."""
+    cafile = settings.kafka_ssl_cafile
+    return (
+        settings.kafka_security_protocol,
+        settings.kafka_sasl_mechanism,
+        settings.kafka_sasl_username,
+        settings.kafka_sasl_password,
+        str(cafile) if cafile else None,
     )
+
+
+def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackConfig:
+    """Map the session settings onto the infrastructure configuration."""
+    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
+    security = KafkaSecurity(*security_settings(settings))
     return StackConfig(
         kind=settings.stack,
         workdir=workdir,
@@ -205,7 +208,7 @@ def stack_config(
         kafka_bootstrap=settings.kafka_bootstrap,
         kafka_security=security,
         kafka_idempotence=idempotence,
-        postgres_dsn=settings.dsn(),
+        postgres_dsn=settings.postgres_dsn,
         kafka_image=settings.kafka_image,
         postgres_image=settings.postgres_image,
         kafka_provider=settings.kafka,

@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import ConfigurationError, Eng5Error
 from pytest_eng5.redact import redact
 from pytest_eng5.settings import Eng5Settings
-from pytest_eng5.stack.config import StackConfig, security_problems, stack_config
+from pytest_eng5.stack.config import (
+    StackConfig,
+    security_problems,
+    security_settings,
+    stack_config,
+)
 from pytest_eng5.stack.kafka import KafkaEndpoint, external_kafka
 from pytest_eng5.stack.postgres import external_postgres
 
@@ -58,17 +64,10 @@ def _http_answers(url: str, setting: str) -> None:
         ) from None
 
 
-def _security_problems(settings: Eng5Settings, environ: Mapping[str, str]) -> list[str]:
+def _security_problems(settings: Eng5Settings) -> list[str]:
     """The Kafka security settings' problems (all of them), each with its next step."""
-    cafile = settings.kafka_ssl_cafile
-    found = security_problems(
-        settings.kafka_security_protocol,
-        settings.kafka_sasl_mechanism,
-        environ.get("KAFKA_SASL_USERNAME"),
-        environ.get("KAFKA_SASL_PASSWORD"),
-        str(cafile) if cafile else None,
-    )
     where = "Kafka security (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE)"
+    found = security_problems(*security_settings(settings))
     return [f"{where}: {problem} ({step})" for problem, step in found]
 
 
@@ -90,12 +89,12 @@ def check_external_stack(
         if not value
     ]
     problems = [f"{flag} is not set" for flag in missing]
-    security = _security_problems(settings, environ)
+    security = _security_problems(settings)
     problems += security
     dsn = settings.dsn() or dsn_from_env(environ)
     probes: dict[str, Callable[[], object]] = {}
     if settings.kafka_bootstrap and not security:
-        config = stack_config(settings, workdir, log_dir, environ)
+        config = stack_config(settings, workdir, log_dir)
         probes["kafka"] = lambda: external_kafka(config)
     if settings.cj_url:
         cj_health = settings.cj_url.rstrip("/") + "/healthz"
@@ -107,7 +106,11 @@ def check_external_stack(
         )
     if dsn:
         database = StackConfig(
-            "external", workdir, log_dir, start_timeout=settings.start_timeout, postgres_dsn=dsn
+            "external",
+            workdir,
+            log_dir,
+            start_timeout=settings.start_timeout,
+            postgres_dsn=SecretStr(dsn),
         )
         probes["database"] = lambda: external_postgres(database)
     with ThreadPoolExecutor(max_workers=len(probes) or 1) as pool:

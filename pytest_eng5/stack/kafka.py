@@ -37,7 +37,8 @@ class KafkaEndpoint:
         if security.uses_sasl:
             kwargs["sasl_mechanism"] = security.sasl_mechanism
             kwargs["sasl_plain_username"] = security.sasl_username
-            kwargs["sasl_plain_password"] = security.sasl_password
+            password = security.sasl_password
+            kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
         if security.uses_ssl:
             from aiokafka.helpers import create_ssl_context
 

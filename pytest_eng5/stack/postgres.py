@@ -90,6 +90,6 @@ def external_postgres(config: StackConfig) -> PostgresEndpoint:
             "no PostgreSQL DSN given for the external stack",
             next_step="set the HULEEDU_DB_* settings",
         )
-    endpoint = PostgresEndpoint(config.postgres_dsn, provider="external")
+    endpoint = PostgresEndpoint(config.postgres_dsn.get_secret_value(), provider="external")
     wait_for_select_one(endpoint, config.start_timeout, what="the external PostgreSQL")
     return endpoint

@@ -127,13 +127,22 @@ class StackContext:
         httpx.delete(f"{services.cj_url}/_test/faults", timeout=5.0).raise_for_status()
 
 
-#: what the runner needs from the environment of an external stack (tokens, JWT, CJ database)
+#: what the runner needs from the environment of an external stack (JWT claims, environment
+#: name, CJ database)
 RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT", "CJ_ASSESSMENT_SERVICE_DB_NAME")
+#: the CJ admin credentials travel as typed secrets (settings, then RunConfig), not in this copy
+CREDENTIAL_VARIABLES = frozenset(
+    {"HULEEDU_SERVICE_ACCOUNT_TOKEN", "HULEEDU_ADMIN_TOKEN", "JWT_SECRET_KEY"}
+)
 
 
 def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
     """Only the variables the runner reads, so no unrelated secret travels with it."""
-    return {k: v for k, v in environ.items() if k.startswith(RUNNER_ENV_PREFIXES)}
+    return {
+        k: v
+        for k, v in environ.items()
+        if k.startswith(RUNNER_ENV_PREFIXES) and k not in CREDENTIAL_VARIABLES
+    }
 
 
 def worker_name() -> str:

@@ -3,7 +3,7 @@ an error naming every problem against a misconfigured one.
 
 The "external" stack here is this project's own stack started with ``python -m
 pytest_eng5.stack``; the inner session only gets the URLs and ``HULEEDU_DB_*``, as it would
-for a HuleEdu dev stack.
+for a HuleEdu dev stack, credentials included.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_eng5.runner.auth import mint_dev_token
 from tests.conftest import running_stack_cli
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "test_execute_end_to_end.py"
@@ -25,16 +26,39 @@ EXTERNAL_ENV = (
 )
 
 
+def files_holding(roots: list[Path], secrets: dict[str, str]) -> list[str]:
+    """``"<file>: <secret name>"`` for every file below ``roots`` that holds a secret."""
+    found = []
+    for root in roots:
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            found += [
+                f"{path}: {name}" for name, value in secrets.items() if value.encode() in data
+            ]
+    return found
+
+
 def test_main_job_passes_unchanged_on_a_coin_flip_stack_with_the_db_from_huleedu_env(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with running_stack_cli(tmp_path, "--judge", "coin_flip") as facts:
+    """Also: every credential is set (environment only, as a HuleEdu developer does), and none
+    of them is in the JUnit XML, the evidence, the stack's service logs or the output."""
+    stack_dir = tmp_path / "stack"
+    with running_stack_cli(stack_dir, "--judge", "coin_flip") as facts:
         shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
-        monkeypatch.setenv("JWT_SECRET_KEY", facts["jwt_secret"])
+        secrets = {
+            "HULEEDU_ADMIN_TOKEN": mint_dev_token({"JWT_SECRET_KEY": facts["jwt_secret"]}),
+            "JWT_SECRET_KEY": facts["jwt_secret"],
+            "KAFKA_SASL_PASSWORD": "sasl-password-for-the-scan-5150",
+            "HULEEDU_DB_PASSWORD": facts["HULEEDU_DB_PASSWORD"],
+        }
+        for name, value in secrets.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("KAFKA_SASL_USERNAME", "scan-user")
         monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
         monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
         monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
-        for name in ("HOST", "PORT", "USER", "PASSWORD"):
+        for name in ("HOST", "PORT", "USER"):
             monkeypatch.setenv(f"HULEEDU_DB_{name}", facts[f"HULEEDU_DB_{name}"])
         monkeypatch.delenv("ENG5_POSTGRES_DSN", raising=False)
         result = pytester.runpytest_subprocess(
@@ -45,6 +69,7 @@ def test_main_job_passes_unchanged_on_a_coin_flip_stack_with_the_db_from_huleedu
             "--eng5-course-id=external-course",
             "--eng5-auto-extract-db",
             "--eng5-evidence-dir=evidence",
+            "--junitxml=junit.xml",
             "-p",
             "no:cacheprovider",
             timeout=240,
@@ -53,6 +78,11 @@ def test_main_job_passes_unchanged_on_a_coin_flip_stack_with_the_db_from_huleedu
     result.stdout.fnmatch_lines(["*eng5: stack=external*", "*execute*completed*"])
     extracts = list((pytester.path / "evidence").glob("*/db_extract/cj_results_*.json"))
     assert len(extracts) == 1, "HULEEDU_DB_* alone gave the runner the CJ database"
+    assert (pytester.path / "junit.xml").is_file()
+    assert list(stack_dir.rglob("*.log")), "the stack wrote its service logs"
+    assert files_holding([pytester.path, stack_dir], secrets) == []
+    output = result.stdout.str() + result.stderr.str()
+    assert [name for name, value in secrets.items() if value in output] == []
 
 
 MIXED = """

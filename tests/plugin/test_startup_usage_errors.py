@@ -173,3 +173,14 @@ def test_usage_errors_do_not_import_the_stack(tmp_path: Path) -> None:
     )
     assert done.returncode == 4, done.stderr
     assert "STACK_LOADED=False" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "flag", ["--eng5-admin-token", "--eng5-jwt-secret", "--eng5-kafka-sasl-password"]
+)
+def test_a_credential_has_no_command_line_option(pytester: pytest.Pytester, flag: str) -> None:
+    out = text(run_inner(pytester, "--eng5-stack=external", f"{flag}=not-on-argv-1"))
+    assert "unrecognized arguments" in out
+    help_text = pytester.runpytest("--help").stdout.str()
+    assert flag not in help_text
+    assert "--eng5-postgres-dsn" in help_text

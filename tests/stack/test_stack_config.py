@@ -6,11 +6,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import MASK, redact
 from pytest_eng5.settings_sources import resolve_settings
-from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig
+from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig, stack_config
 from pytest_eng5.stack.external import check_external_stack
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port, port_is_free, require_free_port
@@ -23,7 +24,7 @@ def test_default_topics_are_the_six_contract_topics() -> None:
 
 
 def test_sasl_password_is_registered_and_kept_out_of_repr() -> None:
-    security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "eng5-user", "s3cret-pass-42")
+    security = KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "eng5-user", SecretStr("s3cret-pass-42"))
     assert "s3cret-pass-42" not in repr(security)
     assert redact("login with s3cret-pass-42 failed") == f"login with {MASK} failed"
 
@@ -34,14 +35,32 @@ def test_external_dsn_password_is_registered(tmp_path: Path) -> None:
         tmp_path,
         tmp_path,
         kafka_bootstrap="kafka.example:9092",
-        postgres_dsn="postgresql://cj:dsn-pass-9876@db.example:5432/cj",
+        postgres_dsn=SecretStr("postgresql://cj:dsn-pass-9876@db.example:5432/cj"),
     )
     assert "dsn-pass-9876" not in repr(config)
-    assert "dsn-pass-9876" not in redact(f"could not connect to {config.postgres_dsn}")
+    assert config.postgres_dsn is not None
+    dsn = config.postgres_dsn.get_secret_value()
+    assert "dsn-pass-9876" not in redact(f"could not connect to {dsn}")
+
+
+def test_sasl_credentials_come_typed_from_the_settings(tmp_path: Path) -> None:
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "eng5-user",
+        "KAFKA_SASL_PASSWORD": "sasl-pass-from-env-7",
+    }
+    settings = resolve_settings({"stack": "external", "kafka_bootstrap": "k:9092"}, {}, env)
+    config = stack_config(settings, tmp_path, tmp_path)
+    assert isinstance(config.kafka_security.sasl_password, SecretStr)
+    assert "sasl-pass-from-env-7" not in repr(config) + repr(settings)
+    producer = KafkaEndpoint("k:9092", config.kafka_security, idempotence=True).producer_kwargs()
+    assert producer["sasl_plain_password"] == "sasl-pass-from-env-7"
+    assert redact("auth failed for sasl-pass-from-env-7") == f"auth failed for {MASK}"
 
 
 def test_sasl_settings_reach_the_aiokafka_kwargs() -> None:
-    security = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "eng5-user", "another-secret")
+    security = KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "eng5-user", SecretStr("another-secret"))
     endpoint = KafkaEndpoint("kafka.example:9092", security, idempotence=True)
     producer = endpoint.producer_kwargs()
     assert producer["enable_idempotence"] is True

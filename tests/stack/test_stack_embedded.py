@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from stack_checks import (
     embedded_config,
     kafka_round_trip,
@@ -69,7 +70,7 @@ def test_external_kind_checks_running_endpoints(
         tmp_path / "logs",
         start_timeout=10.0,
         kafka_bootstrap=embedded_infra.kafka.bootstrap,
-        postgres_dsn=embedded_infra.postgres.dsn,
+        postgres_dsn=SecretStr(embedded_infra.postgres.dsn),
     )
     infra = start_infrastructure(config)
     assert infra.processes == ()
@@ -88,7 +89,7 @@ def test_external_kafka_that_does_not_answer_fails_within_the_timeout(tmp_path: 
             tmp_path,
             start_timeout=1.0,
             kafka_bootstrap=f"127.0.0.1:{port}",
-            postgres_dsn="postgresql://postgres@127.0.0.1:1/postgres",
+            postgres_dsn=SecretStr("postgresql://postgres@127.0.0.1:1/postgres"),
         )
         with pytest.raises(
             StackStartError, match=rf"Kafka at 127\.0\.0\.1:{port} was not ready"
@@ -104,7 +105,7 @@ def test_external_postgres_that_does_not_answer_fails_clearly(tmp_path: Path) ->
         tmp_path,
         start_timeout=1.0,
         kafka_bootstrap="127.0.0.1:1",
-        postgres_dsn="postgresql://postgres@127.0.0.1:1/postgres",
+        postgres_dsn=SecretStr("postgresql://postgres@127.0.0.1:1/postgres"),
     )
     with pytest.raises(StackStartError, match="external PostgreSQL was not ready") as info:
         external_postgres(config)

@@ -11,8 +11,10 @@ import pytest
 from pydantic import SecretStr
 
 from pytest_eng5.redact import MASK, RedactingFilter, redact, register_secret
+from pytest_eng5.runner.config import RunConfig
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
+from pytest_eng5.settings_sources import resolve_settings
 from tests.conftest import guest_request
 
 
@@ -86,3 +88,24 @@ def test_evidence_keeps_words_that_contain_a_secret(tmp_path: Path) -> None:
         assert MASK not in text, name
     artefact = redact(json.dumps({"batch_label": identity.batch_label, "tag": "latest"}))
     assert json.loads(artefact) == {"batch_label": "latest-essays", "tag": "latest"}
+
+
+@pytest.fixture
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry of secrets of this test's own (restored afterwards)."""
+    monkeypatch.setattr("pytest_eng5.redact._secrets", set())
+
+
+@pytest.mark.usefixtures("own_registry")
+@pytest.mark.parametrize(
+    "variable", ["HULEEDU_ADMIN_TOKEN", "JWT_SECRET_KEY", "KAFKA_SASL_PASSWORD"]
+)
+def test_a_token_setting_is_redacted_by_type_and_leaves_longer_words_alone(variable: str) -> None:
+    resolve_settings({"stack": "external"}, {}, {variable: "test"})
+    assert redact("pulled latest, token=test, tested") == f"pulled latest, token={MASK}, tested"
+
+
+@pytest.mark.usefixtures("own_registry")
+def test_a_run_config_registers_its_tokens(tmp_path: Path) -> None:
+    RunConfig(assets=tmp_path, admin_token=SecretStr("run-token-77"))
+    assert redact("Bearer-less run-token-77 here") == f"Bearer-less {MASK} here"

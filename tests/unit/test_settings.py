@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.config import RunConfig
@@ -114,3 +115,39 @@ def test_an_unknown_run_config_key_is_an_error_naming_it_and_the_valid_ones() ->
     assert "'llm_model', 'max_comparison'" in message
     assert "max_comparisons" in message
     assert "llm.model" in message
+
+
+CREDENTIALS = {
+    "KAFKA_SASL_PASSWORD": "kafka_sasl_password",
+    "HULEEDU_SERVICE_ACCOUNT_TOKEN": "service_account_token",
+    "HULEEDU_ADMIN_TOKEN": "admin_token",
+    "JWT_SECRET_KEY": "jwt_secret",
+}
+
+
+@pytest.mark.parametrize(("variable", "name"), CREDENTIALS.items())
+def test_credentials_are_typed_secrets_read_only_from_the_environment(
+    variable: str, name: str
+) -> None:
+    spec = next(spec for spec in OPTIONS if spec.name == name)
+    assert spec.secret
+    assert spec.env_only
+    assert spec.env == (variable,)
+    external = {"stack": "external"}
+    ignored = resolve_settings({**external, name: "from-argv-1"}, {name: "from-ini-1"}, {})
+    assert getattr(ignored, name) is None, "a credential is never taken from argv or an ini file"
+    settings = resolve_settings(external, {}, {variable: "from-env-secret-1"})
+    value = getattr(settings, name)
+    assert isinstance(value, SecretStr)
+    assert value.get_secret_value() == "from-env-secret-1"
+    assert "from-env-secret-1" not in repr(settings) + str(settings.model_dump())
+    assert getattr(resolve_settings({}, {}, {variable: "x-1234"}), name) is None, "external only"
+
+
+def test_tokens_reach_the_runner_as_secrets() -> None:
+    env = {"HULEEDU_ADMIN_TOKEN": "admin-token-value-1", "JWT_SECRET_KEY": "jwt-secret-value-1"}
+    settings = resolve_settings({"stack": "external"}, {}, env)
+    config = RunConfig.from_values(settings.run_values())
+    assert isinstance(config.admin_token, SecretStr)
+    assert "admin-token-value-1" not in repr(config) + config.model_dump_json()
+    assert config.credentials_env() == env
