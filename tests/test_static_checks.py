@@ -17,6 +17,7 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(630)  # a cold mypy run on two loaded cores; bounded at 600 s
 @pytest.mark.parametrize(
     "argv",
     [

@@ -33,6 +33,7 @@ def test_the_readme_example_is_the_shipped_scenario() -> None:
     assert code == shipped
 
 
+@pytest.mark.timeout(630)  # a whole experiment session; its inner run is bounded at 600 s
 def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
     code, (session_command, compare_command) = _readme_example()
     pytester.mkdir("scenarios")
@@ -102,6 +103,7 @@ GATED_MODULE = """
 """
 
 
+@pytest.mark.timeout(630)  # a whole experiment session; its inner run is bounded at 600 s
 def test_a_worse_variant_fails_the_gated_session_under_xdist(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_noise=GATED_MODULE)
     result = pytester.runpytest_subprocess(

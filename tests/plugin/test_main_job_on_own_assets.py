@@ -19,6 +19,8 @@ import pytest
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+# each test is a whole main-job session (its stack included); the inner run is bounded at 900 s
+pytestmark = pytest.mark.timeout(930)
 
 
 def sample_sentences() -> list[str]:
