@@ -24,9 +24,10 @@ from pytest_eng5.stack.process import ManagedProcess
 
 HOST = "127.0.0.1"
 CALLBACK_TIMEOUT_S = 2.0
-#: The worker's wave timeout on an Apache Kafka cluster. A crashed leader's callbacks wait in
-#: the producer until the broker is fenced and a new leader is known (measured 5-10 s with
-#: ``broker.session.timeout.ms=6000``); a shorter timeout would give those pairs up as failed.
+#: The worker's wave timeout on an Apache Kafka cluster. When a node crashes, every acks=all
+#: produce waits until the node leaves the in-sync replicas (it is fenced after
+#: ``broker.session.timeout.ms``) and its partitions have new leaders: 5-10 s without any
+#: callback on three nodes, as long as the default 10 s timeout.
 CLUSTER_WAVE_TIMEOUT_S = 30.0
 
 

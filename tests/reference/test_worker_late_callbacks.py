@@ -1,9 +1,10 @@
 """Callbacks that arrive after their wave timed out, over Tansu and the embedded PostgreSQL.
 
-A leader change on a real cluster holds a callback back for seconds (the producer retries it
-once the new leader is known); if that outlasts the wave timeout, the pair is first recorded as
-``CALLBACK_TIMEOUT``. Its callback must still count once, as the outcome it carries, as long as
-the batch runs; a callback of a finished batch changes nothing.
+A crashed node of a real cluster holds callbacks back for seconds (acks=all waits until the
+node leaves the in-sync replicas and its partitions have new leaders); if that outlasts the wave
+timeout, the pair is first recorded as ``CALLBACK_TIMEOUT``. Its callback must still count
+once, as the outcome it carries, as long as the batch runs; a callback of a finished batch
+changes nothing.
 """
 
 from __future__ import annotations
