@@ -23,7 +23,6 @@ from pytest_eng5.stack.ports import listening_socket
 from pytest_eng5.stack.process import ManagedProcess
 
 HOST = "127.0.0.1"
-CALLBACK_TIMEOUT_S = 2.0
 #: The worker's wave timeout on an Apache Kafka cluster. When a node crashes, every acks=all
 #: produce waits until the node leaves the in-sync replicas (it is fenced after
 #: ``broker.session.timeout.ms``) and its partitions have new leaders: 5-10 s without any
