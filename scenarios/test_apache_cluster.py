@@ -26,14 +26,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pytest_eng5.core import CALLBACK_TOPIC, REQUEST_TOPIC
 from pytest_eng5.errors import PublishError
-from pytest_eng5.fixtures import SAMPLE_COURSE_ID, run_config
+from pytest_eng5.fixtures import SAMPLE_COURSE_ID
 from pytest_eng5.runner.config import RunHooks
-from pytest_eng5.runner.orchestrator import Eng5Runner
 from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 from pytest_eng5.stack import apache_faults as faults
 from pytest_eng5.stack.config import DEFAULT_TOPICS
-from pytest_eng5.stack.session import StackContext, running_stack
+from pytest_eng5.stack.session import StackContext
 
 HERE = Path(__file__).resolve().parent
 pytestmark = [
@@ -53,18 +52,13 @@ JUDGE_DELAY_MS = 120  # the await lasts seconds, so a fault lands in the middle 
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(
-    eng5_settings: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StackContext]:
-    base = tmp_path_factory.mktemp("apache-cluster")
-    settings = eng5_settings.merged(kafka="apache", kafka_brokers=3, evidence_dir=base / "evidence")
-    with running_stack(settings, base / "stack") as stack:
-        asyncio.run(
-            seed_assignment_at(
-                stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id="apache-cluster"
-            )
-        )
-        yield stack
+def cluster_stack(eng5_stack_factory: Any) -> Iterator[StackContext]:
+    stack = eng5_stack_factory(kafka="apache", brokers=3)
+    asyncio.run(
+        seed_assignment_at(stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id="apache-cluster")
+    )
+    yield stack
+    eng5_stack_factory.stop(stack)  # three JVMs: not kept for the rest of the session
 
 
 @pytest.fixture
@@ -79,22 +73,19 @@ def cluster(cluster_stack: StackContext) -> Iterator[Any]:
 
 
 @pytest.fixture
-def runner_for(eng5_settings: Any, cluster_stack: StackContext, tmp_path: Path) -> Any:
+def runner_for(eng5_stack_runner_factory: Any, cluster_stack: StackContext, tmp_path: Path) -> Any:
     """``make(hooks, **settings)``: a runner for the seeded assignment on the cluster."""
 
-    def make(hooks: RunHooks | None = None, **overrides: Any) -> Eng5Runner:
-        settings = eng5_settings.merged(
-            **{
-                "assignment_id": "apache-cluster",
-                "course_id": SAMPLE_COURSE_ID,
-                "max_comparisons": BUDGET,
-                "completion_timeout": 150,
-                "cache_file": tmp_path / "cache.json",
-                "evidence_dir": tmp_path / "evidence",
-                **overrides,
-            }
-        )
-        return Eng5Runner(run_config(settings), cluster_stack.endpoints(), hooks or RunHooks())
+    def make(hooks: RunHooks | None = None, **overrides: Any) -> Any:
+        settings = {
+            "assignment_id": "apache-cluster",
+            "course_id": SAMPLE_COURSE_ID,
+            "max_comparisons": BUDGET,
+            "completion_timeout": 150,
+            "cache_file": tmp_path / "cache.json",
+            **overrides,
+        }
+        return eng5_stack_runner_factory(cluster_stack, hooks=hooks, **settings)
 
     return make
 
@@ -207,7 +198,7 @@ def test_leader_of_the_callback_partition_dies_mid_await(
             crasher[0].start()
 
     runner = runner_for(RunHooks(on_event=on_event))
-    result = asyncio.run(runner.execute())
+    result = runner.execute()
     assert crasher, "a callback arrived"
     crasher[0].join(120)
     assert not failures, failures
@@ -253,7 +244,7 @@ def test_broker_restart_between_publish_and_completion(
             threads[0].start()
 
     runner = runner_for(RunHooks(on_event=on_event))
-    result = asyncio.run(runner.execute())
+    result = runner.execute()
     threads[0].join(240)
     assert not failures, failures
     assert restarted, "a broker was restarted while the batch ran"
@@ -272,7 +263,7 @@ def test_min_insync_replicas_not_met_at_publish(
     runner = runner_for(completion_timeout=15)  # the publish is bounded by it too
     try:
         with pytest.raises(PublishError) as info:
-            asyncio.run(runner.execute())
+            runner.execute()
     finally:
         asyncio.run(faults.set_topic_config(cluster, REQUEST_TOPIC, min_insync_replicas="2"))
     assert "NotEnoughReplicas" in str(info.value)

@@ -1,21 +1,25 @@
 """The main job on an external stack: unchanged against a conforming one (whatever its judge),
 an error naming every problem against a misconfigured one.
 
-The "external" stack here is this project's own stack started with ``python -m
-pytest_eng5.stack``; the inner session only gets the URLs and ``HULEEDU_DB_*``, as it would
-for a HuleEdu dev stack, credentials included.
+The "external" stack here is this project's own stack, from ``eng5_stack_factory``; the inner
+session only gets the URLs and ``HULEEDU_DB_*``, as it would for a HuleEdu dev stack,
+credentials included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_eng5.runner.auth import mint_dev_token
-from tests.conftest import running_stack_cli
+from pytest_eng5.runner.seeding import seed_assignment_at
+from pytest_eng5.sample_data import SAMPLE_ASSETS
 
+ASSIGNMENT = "external-stack-assignment"
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "test_execute_end_to_end.py"
 EXTERNAL_ENV = (
     "KAFKA_BOOTSTRAP_SERVERS",
@@ -38,49 +42,59 @@ def files_holding(roots: list[Path], secrets: dict[str, str]) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def coin_flip_stack(eng5_stack_factory: Any) -> Any:
+    """Started before the test's pytester, which drops the modules first imported after it."""
+    stack = eng5_stack_factory(judge="coin_flip")
+    asyncio.run(
+        seed_assignment_at(stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id=ASSIGNMENT)
+    )
+    return stack
+
+
 def test_main_job_passes_unchanged_on_a_coin_flip_stack_with_the_db_from_huleedu_env(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, coin_flip_stack: Any
 ) -> None:
     """Also: every credential is set (environment only, as a HuleEdu developer does), and none
     of them is in the JUnit XML, the evidence, the stack's service logs or the output."""
-    stack_dir = tmp_path / "stack"
-    with running_stack_cli(stack_dir, "--judge", "coin_flip") as facts:
-        shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
-        secrets = {
-            "HULEEDU_ADMIN_TOKEN": mint_dev_token({"JWT_SECRET_KEY": facts["jwt_secret"]}),
-            "JWT_SECRET_KEY": facts["jwt_secret"],
-            "KAFKA_SASL_PASSWORD": "sasl-password-for-the-scan-5150",
-            "HULEEDU_DB_PASSWORD": facts["HULEEDU_DB_PASSWORD"],
-        }
-        for name, value in secrets.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("KAFKA_SASL_USERNAME", "scan-user")
-        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", facts["kafka_bootstrap"])
-        monkeypatch.setenv("CJ_SERVICE_URL", facts["cj_url"])
-        monkeypatch.setenv("CONTENT_SERVICE_URL", facts["content_url"])
-        for name in ("HOST", "PORT", "USER"):
-            monkeypatch.setenv(f"HULEEDU_DB_{name}", facts[f"HULEEDU_DB_{name}"])
-        monkeypatch.delenv("ENG5_POSTGRES_DSN", raising=False)
-        result = pytester.runpytest_subprocess(
-            "-m",
-            "eng5_execute",
-            "--eng5-stack=external",
-            f"--eng5-assignment-id={facts['assignment_id']}",
-            "--eng5-course-id=external-course",
-            "--eng5-auto-extract-db",
-            "--eng5-evidence-dir=evidence",
-            "--junitxml=junit.xml",
-            "-p",
-            "no:cacheprovider",
-            timeout=240,
-        )
+    stack = coin_flip_stack
+    facts = stack.huleedu_facts()
+    shutil.copy(SCENARIO, pytester.path / SCENARIO.name)
+    secrets = {
+        "HULEEDU_ADMIN_TOKEN": mint_dev_token(stack.env),
+        "JWT_SECRET_KEY": stack.env["JWT_SECRET_KEY"],
+        "KAFKA_SASL_PASSWORD": "sasl-password-for-the-scan-5150",
+        "HULEEDU_DB_PASSWORD": facts["HULEEDU_DB_PASSWORD"],
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "scan-user")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", stack.kafka.bootstrap)
+    monkeypatch.setenv("CJ_SERVICE_URL", stack.cj_url)
+    monkeypatch.setenv("CONTENT_SERVICE_URL", stack.content_url)
+    for name in ("HOST", "PORT", "USER"):
+        monkeypatch.setenv(f"HULEEDU_DB_{name}", facts[f"HULEEDU_DB_{name}"])
+    monkeypatch.delenv("ENG5_POSTGRES_DSN", raising=False)
+    result = pytester.runpytest_subprocess(
+        "-m",
+        "eng5_execute",
+        "--eng5-stack=external",
+        f"--eng5-assignment-id={ASSIGNMENT}",
+        "--eng5-course-id=external-course",
+        "--eng5-auto-extract-db",
+        "--eng5-evidence-dir=evidence",
+        "--junitxml=junit.xml",
+        "-p",
+        "no:cacheprovider",
+        timeout=240,
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*eng5: stack=external*", "*execute*completed*"])
     extracts = list((pytester.path / "evidence").glob("*/db_extract/cj_results_*.json"))
     assert len(extracts) == 1, "HULEEDU_DB_* alone gave the runner the CJ database"
     assert (pytester.path / "junit.xml").is_file()
-    assert list(stack_dir.rglob("*.log")), "the stack wrote its service logs"
-    assert files_holding([pytester.path, stack_dir], secrets) == []
+    assert list(stack.log_dir.rglob("*.log")), "the stack wrote its service logs"
+    assert files_holding([pytester.path, stack.log_dir], secrets) == []
     output = result.stdout.str() + result.stderr.str()
     assert [name for name, value in secrets.items() if value in output] == []
 
