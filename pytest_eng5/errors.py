@@ -139,6 +139,12 @@ class KafkaReadError(InfrastructureError):
         self.evidence_dir = evidence_dir
 
 
+class BrokerLostError(KafkaReadError):
+    """The broker stopped answering while the batch was awaited (not a timeout of the batch)."""
+
+    kind = "broker-lost"
+
+
 class AwaitTimeoutError(Eng5Error):
     """The batch did not finish in time; the evidence gathered so far is kept."""
 

@@ -19,15 +19,18 @@ from pydantic_core import to_jsonable_python
 from pytest_eng5.errors import (
     AwaitTimeoutError,
     BatchFailedError,
+    BrokerLostError,
     HookError,
     PublishError,
     UnusableBatchError,
     UploadError,
 )
 from pytest_eng5.fixtures import run_config
+from pytest_eng5.runner.config import RunHooks
 from pytest_eng5.runner.orchestrator import Eng5Runner
+from pytest_eng5.runner.seeding import seed_assignment_at
+from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_COURSE_ID
 from pytest_eng5.stack.ports import free_port
-from pytest_eng5.stack.session import running_stack
 
 pytestmark = pytest.mark.eng5_scenario("faults")
 HERE = Path(__file__).resolve().parent
@@ -61,21 +64,16 @@ def test_broker_down_at_publish(eng5_runner_factory, request_watch, sample, own_
     assert request_watch.new_requests() == []
 
 
-def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
-    settings = eng5_settings.merged(evidence_dir=tmp_path / "evidence")
-    with running_stack(settings, tmp_path / "stack") as stack:
-        from pytest_eng5.fixtures import SAMPLE_COURSE_ID
-        from pytest_eng5.runner.config import RunHooks
-        from pytest_eng5.runner.seeding import seed_assignment_at
-        from pytest_eng5.sample_data import SAMPLE_ASSETS
-
+def test_broker_stops_during_await(eng5_stack_factory, eng5_stack_runner_factory, tmp_path) -> None:
+    """The broker going away mid-await is an infrastructure fault, noticed while awaiting: not a
+    batch that ran out of time (the timeout is far away)."""
+    stack = eng5_stack_factory(faults={"cj-worker": {"judge_delay_ms": 150}})
+    try:
         assignment = "fault-broker-stop"
         asyncio.run(
             seed_assignment_at(stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id=assignment)
         )
-        stack.set_faults("cj-worker", judge_delay_ms=150)
         broker = next(p for p in stack.infrastructure.processes if "tansu" in p.name.lower())
-
         stopped: list[str] = []
 
         def stop_broker_on_first_callback(event, identity) -> None:
@@ -83,24 +81,28 @@ def test_broker_stops_during_await(eng5_settings, tmp_path) -> None:
                 stopped.append(event.kind)
                 broker.stop(timeout=5)
 
-        run_settings = settings.merged(
+        runner = eng5_stack_runner_factory(
+            stack,
+            hooks=RunHooks(on_event=stop_broker_on_first_callback),
             assignment_id=assignment,
             course_id=SAMPLE_COURSE_ID,
             max_comparisons=40,
-            completion_timeout=4,
+            completion_timeout=120,
             cache_file=tmp_path / "cache.json",
         )
-        runner = Eng5Runner(
-            run_config(run_settings),
-            stack.endpoints(),
-            RunHooks(on_event=stop_broker_on_first_callback),
-        )
-        with pytest.raises(AwaitTimeoutError):
-            asyncio.run(runner.execute())
-        result = runner.last_result
-        assert result.outcome == "timeout"
-        assert len(events(result)) >= 1, "what arrived before the broker stopped is kept"
-        assert artefact_outcome(result) == "timeout"
+        with pytest.raises(BrokerLostError) as info:
+            runner.execute()
+    finally:
+        eng5_stack_factory.stop(stack)  # its broker is gone: no later test may get it
+    assert not isinstance(info.value, AwaitTimeoutError)
+    assert stack.kafka.bootstrap in info.value.message
+    assert "re-attach" in info.value.next_step
+    result = runner.last_result
+    assert result.outcome == "infrastructure_error"
+    assert len(events(result)) >= 1, "what arrived before the broker stopped is kept"
+    status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
+    assert status["outcome"] == "infrastructure_error"
+    assert "stopped answering while the batch was awaited" in status["failure_reason"]
 
 
 def test_malformed_duplicate_and_foreign_callbacks(
@@ -311,7 +313,6 @@ def test_a_raising_event_hook_ends_the_run_recorded_as_error(
     eng5_stack, eng5_settings, sample, tmp_path
 ) -> None:
     """Not stuck at ``published`` and not without a record: the run says what the hook did."""
-    from pytest_eng5.runner.config import RunHooks
 
     def broken_hook(event, identity) -> None:
         raise ValueError("a bug in the hook")

@@ -25,11 +25,13 @@ from pytest_eng5.core.kafka_metadata import topic_partitions
 from pytest_eng5.errors import (
     AwaitTimeoutError,
     BatchFailedError,
+    BrokerLostError,
     BrokerUnavailableError,
     ConfigurationError,
     KafkaReadError,
 )
 from pytest_eng5.redact import redact
+from pytest_eng5.runner.broker_watch import BrokerGone, BrokerWatch
 from pytest_eng5.runner.event_filter import (
     COLLECTED_TOPICS,
     KIND_BY_TOPIC,
@@ -72,6 +74,7 @@ class BatchCollector:
         request_correlation_id: UUID | None = None,
         from_beginning: bool = False,
         start_at: Mapping[TopicPartition, int] | None = None,
+        broker_watch: BrokerWatch | None = None,
     ) -> None:
         self.identity = identity
         self.from_beginning = from_beginning
@@ -85,6 +88,7 @@ class BatchCollector:
         )
         self._consumer_kwargs = _consumer_settings(consumer_kwargs)
         self._consumer: AIOKafkaConsumer | None = None
+        self._broker_watch = broker_watch or BrokerWatch()
         self.start_offsets: dict[TopicPartition, int] = {}
 
     @property
@@ -201,6 +205,13 @@ class BatchCollector:
                     if event is not None and self._on_event is not None:
                         self._on_event(event)
             self._raise_if_failed()
+            if any(batches.values()):
+                self._broker_watch.saw_records()
+            else:
+                gone = await self._broker_watch.check(consumer, deadline - time.monotonic())
+                if gone is not None:
+                    run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
+                    raise self._broker_lost_error(gone)
             now = time.monotonic()
             if self._progress is not None and now - last_progress >= PROGRESS_INTERVAL_SECONDS:
                 last_progress = now
@@ -300,6 +311,35 @@ class BatchCollector:
             ),
             next_step=f"{where}. The batch itself may still be running: check the broker, "
             "then re-attach with this batch_uuid to collect the rest (do not publish again).",
+            evidence_dir=self.evidence.folder if self.evidence is not None else None,
+        )
+
+    def _broker_lost_error(self, gone: BrokerGone) -> BrokerLostError:
+        run = self.collected
+        bootstrap = self._consumer_kwargs.get("bootstrap_servers", "localhost:9092")
+        if self.evidence is not None:
+            self.evidence.log.error(
+                "collector_broker_lost",
+                extra={
+                    "seconds": gone.seconds,
+                    "attempts": gone.attempts,
+                    "error": redact(gone.last_error),
+                    "observed_events": run.observed_events,
+                },
+            )
+            where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
+        else:
+            where = "no evidence folder was configured"
+        return BrokerLostError(
+            redact(
+                f"batch {self.identity.batch_id} ({self.identity.batch_label}): the Kafka broker "
+                f"at {bootstrap} stopped answering while the batch was awaited ({gone.attempts} "
+                f"metadata requests failed over {gone.seconds:g} s, last: {gone.last_error}), "
+                f"after {len(run.callbacks)} callbacks"
+            ),
+            next_step=f"{where}. Bring the broker back (its log says why it stopped); the batch "
+            "may still be running in CJ, so re-attach with this batch_uuid to collect the rest "
+            "(do not publish again).",
             evidence_dir=self.evidence.folder if self.evidence is not None else None,
         )
 

@@ -18,15 +18,18 @@ from aiokafka.errors import KafkaConnectionError
 from pytest_eng5.contracts import COMPLETED_TOPIC, EventEnvelope
 from pytest_eng5.errors import (
     AwaitTimeoutError,
+    BrokerLostError,
     BrokerUnavailableError,
     ConfigurationError,
     Eng5Error,
+    InfrastructureError,
     KafkaReadError,
     PublishError,
     PublishUnconfirmedError,
 )
 from pytest_eng5.runner import collector as collector_module
 from pytest_eng5.runner import kafka_io
+from pytest_eng5.runner.broker_watch import BrokerWatch
 from pytest_eng5.runner.collector import BatchCollector
 from pytest_eng5.runner.evidence import EvidenceFolder
 from pytest_eng5.runner.identity import BatchIdentity
@@ -86,6 +89,25 @@ class _ScriptedConsumer:
     async def stop(self) -> None:
         self.stopped = True
 
+    async def topics(self) -> set[str]:
+        return {COMPLETED_TOPIC}
+
+
+class _BrokerGoneConsumer(_ScriptedConsumer):
+    """Fetches return nothing (as aiokafka's do when the broker stops); each metadata request
+    answers or fails as ``answers`` says, in turn (empty: every one fails)."""
+
+    def __init__(self, answers: tuple[bool, ...] = ()) -> None:
+        super().__init__([])
+        self.answers = answers
+        self.asked = 0
+
+    async def topics(self) -> set[str]:
+        self.asked += 1
+        if not self.answers or not self.answers[(self.asked - 1) % len(self.answers)]:
+            raise KafkaConnectionError("Unable to get cluster metadata over all known brokers")
+        return {COMPLETED_TOPIC}
+
 
 def _collector(
     identity: BatchIdentity, consumer: _ScriptedConsumer, **kwargs: Any
@@ -120,25 +142,62 @@ async def test_nothing_seen_by_the_deadline_is_still_a_timeout() -> None:
     assert collector.collected.timed_out
 
 
-@pytest.mark.asyncio
-async def test_kafka_error_while_reading_is_typed_and_keeps_the_evidence(tmp_path: Path) -> None:
-    identity = BatchIdentity.new("unit-read-error")
+async def _wait_error(
+    tmp_path: Path, consumer: _ScriptedConsumer, seconds: float, **kwargs: Any
+) -> tuple[Eng5Error, EvidenceFolder, BatchCollector]:
+    """The error ``wait(seconds)`` raises over ``consumer``, with the evidence and collector."""
+    identity = BatchIdentity.new("unit-wait-error")
     evidence = EvidenceFolder(tmp_path, identity)
-    consumer = _ScriptedConsumer([KafkaConnectionError("broker went away")])
-    collector = _collector(identity, consumer, evidence=evidence)
+    collector = _collector(identity, consumer, evidence=evidence, **kwargs)
     try:
         with pytest.raises(Eng5Error) as caught:
-            await collector.wait(5.0)
+            await collector.wait(seconds)
     finally:
         evidence.close()
+    return caught.value, evidence, collector
+
+
+@pytest.mark.asyncio
+async def test_kafka_error_while_reading_is_typed_and_keeps_the_evidence(tmp_path: Path) -> None:
+    consumer = _ScriptedConsumer([KafkaConnectionError("broker went away")])
+    error, evidence, _ = await _wait_error(tmp_path, consumer, 5.0)
     # a broker fault, not a batch that ran out of time
-    assert isinstance(caught.value, KafkaReadError)
-    assert not isinstance(caught.value, AwaitTimeoutError)
-    assert "KafkaConnectionError" in caught.value.message
-    assert "re-attach" in caught.value.next_step
-    assert caught.value.evidence_dir == evidence.folder
+    assert isinstance(error, KafkaReadError)
+    assert not isinstance(error, AwaitTimeoutError)
+    assert "KafkaConnectionError" in error.message
+    assert "re-attach" in error.next_step
+    assert error.evidence_dir == evidence.folder
     log = (evidence.folder / "run.log").read_text()
     assert "collector_read_failed" in log
+
+
+@pytest.mark.asyncio
+async def test_a_broker_that_stops_answering_is_lost_not_a_timeout(tmp_path: Path) -> None:
+    watch = BrokerWatch(interval=0.01, gone_after=0.1)
+    error, evidence, collector = await _wait_error(
+        tmp_path, _BrokerGoneConsumer(), 60.0, broker_watch=watch
+    )
+    assert isinstance(error, BrokerLostError)
+    assert isinstance(error, InfrastructureError)
+    assert not isinstance(error, AwaitTimeoutError)
+    assert not collector.collected.timed_out
+    assert "stopped answering while the batch was awaited" in error.message
+    assert "KafkaConnectionError" in error.message
+    assert "re-attach" in error.next_step
+    assert "do not publish again" in error.next_step
+    assert "collector_broker_lost" in (evidence.folder / "run.log").read_text()
+
+
+@pytest.mark.asyncio
+async def test_a_broker_that_answers_in_between_is_not_lost() -> None:
+    """A restart or a leader change: an answer between failed asks starts the count again."""
+    identity = BatchIdentity.new("unit-broker-back")
+    consumer = _BrokerGoneConsumer(answers=(False, True))
+    watch = BrokerWatch(interval=0.01, gone_after=0.01)
+    collector = _collector(identity, consumer, evidence=None, broker_watch=watch)
+    with pytest.raises(AwaitTimeoutError):
+        await collector.wait(3.5)  # polls of up to 1 s: three asks, fail / answer / fail
+    assert consumer.asked >= 3
 
 
 @pytest.mark.asyncio
