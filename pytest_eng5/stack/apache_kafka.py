@@ -78,6 +78,10 @@ class ApacheKafkaCluster:
     def endpoint(self, idempotence: bool) -> KafkaEndpoint:
         return KafkaEndpoint(self.bootstrap, KafkaSecurity(), idempotence, provider="apache")
 
+    def is_running(self) -> bool:
+        """True while every node runs (a node stopped on purpose counts as not running)."""
+        return not self._stopped and all(node.is_running() for node in self.nodes.values())
+
     def running_nodes(self) -> list[int]:
         return [node_id for node_id, node in self.nodes.items() if node.is_running()]
 

@@ -24,6 +24,10 @@ class ServiceHandle(Protocol):
     @property
     def pid(self) -> int | None: ...
 
+    def is_running(self) -> bool:
+        """False once any process of the service has exited (or it was stopped)."""
+        ...
+
     def stop(self, timeout: float = 10.0) -> None: ...
 
 

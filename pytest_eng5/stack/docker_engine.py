@@ -45,6 +45,17 @@ class ContainerHandle:
     def pid(self) -> int | None:
         return None
 
+    def is_running(self) -> bool:
+        """True while the engine reports the container running."""
+        if self._stopped:
+            return False
+        try:
+            wrapped = self._container.get_wrapped_container()
+            wrapped.reload()
+            return bool(wrapped.status == "running")
+        except Exception:
+            return False
+
     def save_log(self) -> None:
         try:
             stdout, stderr = self._container.get_logs()

@@ -185,7 +185,7 @@ class _Running:
         handles = [*(infra.processes if infra is not None else ())]
         if self.context.services is not None:
             handles.extend(self.context.services.processes)
-        return all(getattr(handle, "returncode", None) is None for handle in handles)
+        return all(handle.is_running() for handle in handles)
 
 
 class StackFactory:

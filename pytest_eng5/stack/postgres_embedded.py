@@ -68,6 +68,18 @@ class EmbeddedPostgres:
         pid: int | None = self._server.get_pid()
         return pid
 
+    def is_running(self) -> bool:
+        """True while the postmaster runs (a dead one stays a zombie child until reaped)."""
+        import psutil  # type: ignore[import-untyped,unused-ignore]
+
+        pid = self.pid
+        if self._stopped or pid is None:
+            return False
+        try:
+            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return False
+
     def socket_dsn(self, database: str, user: str = HULEEDU_DB_USER) -> str:
         """A password-less DSN over the unix socket (trusted there)."""
         info = self._server.get_postmaster_info()

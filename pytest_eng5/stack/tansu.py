@@ -103,10 +103,8 @@ class EmbeddedKafka:
     def pids(self) -> list[int]:
         return [self.broker.pid, self.adapter.pid]
 
-    @property
-    def returncode(self) -> int | None:
-        """The broker's exit status (None while it runs), as for any managed process."""
-        return self.broker.returncode
+    def is_running(self) -> bool:
+        return self.broker.is_running() and self.adapter.is_running()
 
     def stop(self, timeout: float = 10.0) -> None:
         try:

@@ -3,17 +3,21 @@ fault knobs reset per call, logs under pytest's tmp dirs, every process stopped 
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from stack_checks import kafka_round_trip, partition_counts, pid_alive
+from stack_checks import dead_within, kafka_round_trip, partition_counts, pid_alive, sql_round_trip
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stack.config import DEFAULT_TOPICS
 from pytest_eng5.stack.factory import StackFactory
+from pytest_eng5.stack.postgres_embedded import EmbeddedPostgres
 from pytest_eng5.stack.tansu import EmbeddedKafka
 
 INFRA_ONLY = {"stack": "embedded", "kafka": "tansu", "services": False}
@@ -34,20 +38,44 @@ async def test_equal_arguments_give_the_running_stack_with_its_partitions(
     assert stack.cj_url is None
 
 
+@pytest.fixture
+def own_factory(tmp_path: Path) -> Iterator[StackFactory]:
+    """A factory of the test's own: its stacks are shared with no other test, so they may die."""
+    factory = StackFactory(Eng5Settings(), tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
 @pytest.mark.asyncio
-async def test_a_stack_whose_broker_died_is_replaced(eng5_stack_factory: Any) -> None:
-    arguments = {**INFRA_ONLY, "start_timeout": 29.0}  # a stack no other test shares
-    stack = eng5_stack_factory(**arguments)
+async def test_a_stack_whose_broker_died_is_replaced(own_factory: StackFactory) -> None:
+    stack = own_factory(**INFRA_ONLY)
+    assert stack.infrastructure is not None
     (broker,) = [h for h in stack.infrastructure.processes if isinstance(h, EmbeddedKafka)]
     broker.stop(timeout=5)
     old_pids = list(stack.pids)
-    again = eng5_stack_factory(**arguments)
+    again = own_factory(**INFRA_ONLY)
     assert again is not stack
     assert [pid for pid in old_pids if pid_alive(pid)] == [], "the rest of the old one stopped"
     assert len(await kafka_round_trip(again.kafka, DEFAULT_TOPICS[0])) == 3
-    eng5_stack_factory.stop(again)
+    own_factory.stop(again)
     assert [pid for pid in again.pids if pid_alive(pid)] == []
-    assert eng5_stack_factory(**arguments) is not again, "a stopped stack is not handed out"
+    assert own_factory(**INFRA_ONLY) is not again, "a stopped stack is not handed out"
+
+
+@pytest.mark.asyncio
+async def test_a_stack_whose_postgres_died_is_replaced(own_factory: StackFactory) -> None:
+    stack = own_factory(**INFRA_ONLY)
+    assert stack.infrastructure is not None
+    (postgres,) = [h for h in stack.infrastructure.processes if isinstance(h, EmbeddedPostgres)]
+    assert postgres.pid is not None
+    os.kill(postgres.pid, signal.SIGINT)  # a fast shutdown behind the stack's back
+    assert dead_within(postgres.pid, timeout=30), "the postmaster did not shut down"
+    again = own_factory(**INFRA_ONLY)
+    assert again is not stack
+    assert again.infrastructure is not None
+    assert len(await sql_round_trip(again.infrastructure.postgres.dsn)) == 3
 
 
 def test_each_call_resets_the_fault_knobs_to_its_own(eng5_stack_factory: Any) -> None:
