@@ -40,7 +40,8 @@ from worker_support import (
 )
 
 from pytest_eng5.contracts.topics import COMPLETED_TOPIC, RESULT_TOPIC
-from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.reference.worker import CJWorker
+from pytest_eng5.reference.worker_settings import WorkerSettings
 
 TARGET_S = 3.0
 TIMEOUT_S = 60.0

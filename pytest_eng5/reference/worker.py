@@ -26,8 +26,6 @@ from pytest_eng5.reference.judge import Judge, make_judge
 from pytest_eng5.reference.outbox import relay_pending
 from pytest_eng5.reference.worker_settings import WorkerSettings
 
-__all__ = ["CJWorker", "WorkerSettings"]
-
 _log = logging.getLogger(__name__)
 
 OUTBOX_RETRY_INTERVAL_S: Final = 2.0

@@ -32,7 +32,8 @@ from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
 from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import RedactingFilter, register_secret
-from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.reference.worker import CJWorker
+from pytest_eng5.reference.worker_settings import WorkerSettings
 
 _log = logging.getLogger("pytest_eng5.reference.worker_main")
 

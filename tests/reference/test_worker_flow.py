@@ -55,7 +55,8 @@ from pytest_eng5.contracts.topics import (
 )
 from pytest_eng5.reference.faults import FaultConfig
 from pytest_eng5.reference.pairing import distinct_pairs, max_resampling_passes
-from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.reference.worker import CJWorker
+from pytest_eng5.reference.worker_settings import WorkerSettings
 from pytest_eng5.runner.stats import kendall_tau_b
 
 EVENT_TIMEOUT_S = 60.0

@@ -34,7 +34,8 @@ from pytest_eng5.contracts.events import CJAssessmentFailedV1, LLMComparisonResu
 from pytest_eng5.contracts.topics import CALLBACK_EVENT_TYPE, CALLBACK_TOPIC, FAILED_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
 from pytest_eng5.reference.judge import CoinFlipJudge
-from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.reference.worker import CJWorker
+from pytest_eng5.reference.worker_settings import WorkerSettings
 from pytest_eng5.stack.infra import Infrastructure
 
 TEXTS = [f"Essay {i}: phones in school, " + "with reasons " * i for i in range(1, 7)]

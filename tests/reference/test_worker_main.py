@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from pytest_eng5.errors import ConfigurationError
-from pytest_eng5.reference.worker import CJWorker, WorkerSettings
+from pytest_eng5.reference.worker import CJWorker
 from pytest_eng5.reference.worker_main import build_parser, create_health_app, settings_from_args
+from pytest_eng5.reference.worker_settings import WorkerSettings
 
 REQUIRED = [
     "--bootstrap", "127.0.0.1:9092",
