@@ -304,7 +304,8 @@ def eng5_stack_factory(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackFactory]:
     """``factory(*, partitions=None, judge=None, faults=None, kafka=None, brokers=None,
-    **settings) -> StackContext``: an extra stack beside the session's, with these settings.
+    services=True, **settings) -> StackContext``: an extra stack beside the session's, with
+    these settings (``services=False``: Kafka and PostgreSQL only, no reference services).
 
     Arguments are validated like every setting. The same arguments give the same running
     stack (fault knobs reset to ``faults``); ``factory.stop(stack)`` stops one early, and every
