@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_eng5.settings import Eng5Settings
+from pytest_eng5.stash import get_settings
 from pytest_eng5.variants import experiments_root
 
 
@@ -26,9 +26,8 @@ def _variant_folders(runs: list[dict[str, str]], root: Path) -> list[Path]:
 class ComparisonReporter:
     """Builds the comparison at session end when any variant run finished."""
 
-    def __init__(self, config: pytest.Config, settings: Eng5Settings, runs_key: Any) -> None:
+    def __init__(self, config: pytest.Config, runs_key: Any) -> None:
         self.config = config
-        self.settings = settings
         self.runs_key = runs_key
         self.lines: list[str] = []
 
@@ -36,7 +35,9 @@ class ComparisonReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return
-        root = experiments_root(self.settings)
+        # read now: session fixtures may have moved the evidence after configure
+        settings = get_settings(self.config)
+        root = experiments_root(settings)
         folders = _variant_folders(self.config.stash[self.runs_key], root)
         if not folders:
             return
@@ -45,12 +46,12 @@ class ComparisonReporter:
         try:
             report = compare_folders(
                 [f for f in folders if f.exists()],
-                baseline=self.settings.baseline,
-                resamples=self.settings.bootstrap_resamples,
+                baseline=settings.baseline,
+                resamples=settings.bootstrap_resamples,
             )
         except CompareInputError as exc:
             self.lines.append(f"no comparison report: {exc}")
-            if self.settings.fail_on_worse:
+            if settings.fail_on_worse:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         written = write_report(report, root)
@@ -64,7 +65,7 @@ class ComparisonReporter:
                 )
         self.lines.append(f"report: {written[0]}")
         worse = report.worse()
-        if worse and self.settings.fail_on_worse:
+        if worse and settings.fail_on_worse:
             names = ", ".join(f"{e}/{v}" for e, v in worse)
             self.lines.append(f"FAILED (--eng5-fail-on-worse): worse than the baseline: {names}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

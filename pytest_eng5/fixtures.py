@@ -244,7 +244,9 @@ def _hooks(config: pytest.Config, extra: RunHooks | None = None) -> RunHooks:
     return RunHooks(before_publish=before_publish, on_event=on_event, on_progress=progress)
 
 
-def _runner_factory(request: pytest.FixtureRequest, source: str) -> Callable[..., RunnerHandle]:
+def _runner_factory(
+    request: pytest.FixtureRequest, source: str, variant: VariantParam | None
+) -> Callable[..., RunnerHandle]:
     config = request.config
     node = request.node
 
@@ -258,6 +260,14 @@ def _runner_factory(request: pytest.FixtureRequest, source: str) -> Callable[...
         if earlier is None:
             earlier = run_overrides(node, session)
         settings = apply_overrides(session, earlier, "eng5_run marker, variant or hook")
+        if variant is not None:
+            # derived now: session fixtures may have moved the evidence since collection
+            paths = {
+                "evidence_dir": variant.evidence_folder(session),
+                "cache_file": run_config(session).upload_cache_path,  # shared by the variants
+            }
+            where = f"eng5_variants variant {variant.variant!r}"
+            settings = apply_overrides(settings, paths, where)
         settings = apply_overrides(settings, overrides, source)
         # imported here: the runner pulls in aiokafka, numpy and scipy, which pytest start-up
         # (every session that loads the plugin) does not need
@@ -276,7 +286,7 @@ def eng5_stack_runner_factory(
     """``factory(stack, *, hooks=None, **settings) -> RunnerHandle`` bound to ``stack`` (one
     from ``eng5_stack_factory``); settings as for ``eng5_runner_factory``. It does not start
     the session stack."""
-    return _runner_factory(request, "eng5_stack_runner_factory")
+    return _runner_factory(request, "eng5_stack_runner_factory", eng5_variant)
 
 
 @pytest.fixture
@@ -291,7 +301,7 @@ def eng5_runner_factory(
     plugin's hooks.
     """
 
-    make = _runner_factory(request, "eng5_runner_factory")
+    make = _runner_factory(request, "eng5_runner_factory", eng5_variant)
 
     def factory(**overrides: Any) -> RunnerHandle:
         return make(eng5_stack, **overrides)

@@ -101,9 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(StackPolicy(), "eng5-stack-policy")
     from pytest_eng5.comparison_report import ComparisonReporter
 
-    config.pluginmanager.register(
-        ComparisonReporter(config, settings, RUNS_KEY), "eng5-comparison-reporter"
-    )
+    config.pluginmanager.register(ComparisonReporter(config, RUNS_KEY), "eng5-comparison-reporter")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

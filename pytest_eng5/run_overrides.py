@@ -22,6 +22,7 @@ from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, Setting
 PER_RUN_SETTINGS: tuple[str, ...] = tuple(spec.name for spec in OPTIONS if spec.per_run)
 #: the overrides of one test (markers, variant, hooks), validated at collection; they are applied
 #: to the session settings when its runner is made, as session fixtures may still change those
+#: (so nothing derived from the session settings, such as a variant's evidence folder, is kept)
 RUN_OVERRIDES_KEY = pytest.StashKey[dict[str, Any]]()
 _NEXT_STEP = (
     "fix the override named above; a setting of the whole session is set on the command "
@@ -96,7 +97,7 @@ def run_overrides(item: pytest.Item, session: Eng5Settings) -> dict[str, Any]:
     callspec = getattr(item, "callspec", None)
     variant = callspec.params.get("eng5_variant") if callspec is not None else None
     if variant is not None:
-        extra = variant.settings_overrides(session)
+        extra = variant.settings_overrides()
         settings = apply_overrides(settings, extra, f"eng5_variants variant {variant.variant!r}")
         merged.update(extra)
     hook = item.config.hook.pytest_eng5_adjust_settings

@@ -48,19 +48,21 @@ class VariantParam:
     baseline: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    def settings_overrides(self, session: Eng5Settings) -> dict[str, Any]:
-        """The variant's settings plus what records it; evidence in its own folder, the
-        session's upload cache shared."""
-        folder = experiments_root(session) / self.experiment / self.variant / f"r{self.repeat}"
+    def settings_overrides(self) -> dict[str, Any]:
+        """The variant's settings plus what records it. Its evidence folder is not among them:
+        it is under the session's evidence root when the run starts (:meth:`evidence_folder`),
+        which session fixtures may move after collection."""
         return {
             **self.overrides,
             "experiment": self.experiment,
             "variant": self.variant,
             "variant_repeat": self.repeat,
             "baseline": self.baseline,
-            "evidence_dir": folder,
-            "cache_file": session.upload_cache_path,
         }
+
+    def evidence_folder(self, session: Eng5Settings) -> Path:
+        """This run's evidence folder under the session's experiments root."""
+        return experiments_root(session) / self.experiment / self.variant / f"r{self.repeat}"
 
 
 def experiments_root(settings: Eng5Settings) -> Path:

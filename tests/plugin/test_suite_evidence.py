@@ -64,3 +64,39 @@ def test_show(eng5_runner_factory, tmp_path_factory):
     result = project.runpytest("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*MAX=40*", "*UNDER_TMP=True*"])
+
+
+def test_variant_runs_write_under_the_temporary_directory_too(project) -> None:
+    """A variant's evidence folder and the shared upload cache come from the settings the run
+    starts with, not from those of collection time (before the evidence moved); the session's
+    comparison report looks for the variant runs where they went."""
+    project.makepyfile(
+        test_show="""
+import pytest
+from pytest_eng5.runner import Endpoints
+
+class NoServices:
+    def endpoints(self):
+        return Endpoints(cj_url=None, content_url=None, producer_kwargs={}, consumer_kwargs={})
+
+@pytest.mark.eng5_variants({"a": {}, "b": {"max_comparisons": 30}}, experiment="ex")
+def test_show(eng5_stack_runner_factory, tmp_path_factory, request):
+    config = eng5_stack_runner_factory(NoServices()).config
+    base = tmp_path_factory.getbasetemp()
+    print("EVIDENCE_UNDER_TMP=" + str(config.evidence_dir.is_relative_to(base)))
+    print("CACHE_UNDER_TMP=" + str(config.upload_cache_path.is_relative_to(base)))
+    # where a run would leave its evidence, recorded as the runner records a run
+    config.evidence_dir.mkdir(parents=True)
+    request.node.user_properties.extend(
+        [("eng5_mode", "plan"), ("eng5_evidence", str(config.evidence_dir))]
+    )
+"""
+    )
+    result = project.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert out.count("EVIDENCE_UNDER_TMP=True") == 2
+    assert out.count("CACHE_UNDER_TMP=True") == 2
+    # the empty folders are found (and are no comparison): the report read the moved root
+    result.stdout.fnmatch_lines(["*no comparison report: no variant runs in*ex*a*r1*"])
+    assert not (project.path / "eng5-evidence").exists()

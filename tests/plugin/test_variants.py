@@ -14,12 +14,13 @@ SHOW_VARIANT = """
     )
 
     def test_alignment(eng5_variant, eng5_settings):
-        settings = eng5_variant.settings_overrides(eng5_settings)
+        settings = eng5_variant.settings_overrides()
         print(
             "VARIANT", eng5_variant.experiment, eng5_variant.variant, eng5_variant.repeat,
             eng5_variant.baseline, settings.get("llm_temperature"),
-            settings["evidence_dir"].relative_to(eng5_settings.evidence_dir).as_posix(),
-            settings["cache_file"] == eng5_settings.upload_cache_path,
+            eng5_variant.evidence_folder(eng5_settings).relative_to(
+                eng5_settings.evidence_dir).as_posix(),
+            "evidence_dir" not in settings and "cache_file" not in settings,
         )
 """
 
