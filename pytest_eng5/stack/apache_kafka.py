@@ -34,7 +34,7 @@ from pytest_eng5.stack.apache_config import (
 from pytest_eng5.stack.apache_jars import broker_jars, require_tool
 from pytest_eng5.stack.config import KafkaSecurity, StackConfig
 from pytest_eng5.stack.kafka import KafkaEndpoint
-from pytest_eng5.stack.kafka_topics import TOPIC_ALREADY_EXISTS
+from pytest_eng5.stack.kafka_topics import ensure_topics_async
 from pytest_eng5.stack.ports import LOOPBACK, free_port
 from pytest_eng5.stack.process import ManagedProcess
 from pytest_eng5.stack.readiness import StackStartError, log_tail_section, poll_until, run_coroutine
@@ -316,31 +316,14 @@ def start_apache_kafka(config: StackConfig) -> tuple[KafkaEndpoint, ApacheKafkaC
 async def _create_contract_topics(
     endpoint: KafkaEndpoint, topics: Sequence[str], replication: int, request_timeout: float
 ) -> None:
-    """Create the topics, then wait on metadata until every broker serves them replicated.
-
-    Metadata reaches each broker a moment after CreateTopics returns, so the topics are
-    waited for rather than listed once.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(
-        **endpoint.admin_kwargs(), request_timeout_ms=int(min(request_timeout, 30.0) * 1000)
+    """Create the topics (three partitions each), then wait on metadata until every broker
+    serves them replicated."""
+    await ensure_topics_async(
+        endpoint,
+        topics,
+        partitions=CONTRACT_PARTITIONS,
+        replication_factor=replication,
+        request_timeout=min(request_timeout, 30.0),
+        check_listed=False,
     )
-    try:
-        await admin.start()
-        response = await admin.create_topics(
-            [NewTopic(name, CONTRACT_PARTITIONS, replication) for name in dict.fromkeys(topics)]
-        )
-    finally:
-        await admin.close()
-    failures = [
-        f"{entry[0]}: error {entry[1]} {entry[2] or ''}".strip()
-        for entry in response.topic_errors
-        if entry[1] not in (0, TOPIC_ALREADY_EXISTS)
-    ]
-    if failures:
-        raise StackStartError(
-            f"the Apache Kafka cluster refused to create topics: {'; '.join(failures)}",
-            next_step="read the kafka-<id>.log files in the stack logs",
-        )
     await wait_fully_replicated(endpoint, topics, replication)

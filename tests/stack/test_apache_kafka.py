@@ -131,6 +131,7 @@ def test_a_three_node_cluster_serves_replicated_contract_topics(tmp_path: Path) 
         assert infra.kafka.provider == "apache"
         assert infra.kafka.idempotence, "idempotent producers on a real cluster"
         assert len(infra.pids) == 4, "three JVMs and the postmaster"
+        assert cluster.is_running()
         assert run_coroutine(broker_ids(infra.kafka), 30) == [1, 2, 3]
         states = run_coroutine(partition_states(infra.kafka, DEFAULT_TOPICS[1]), 30)
         assert sorted(states) == list(range(CONTRACT_PARTITIONS))
@@ -149,5 +150,6 @@ def test_a_three_node_cluster_serves_replicated_contract_topics(tmp_path: Path) 
         root = cluster.root
     assert not root.exists(), "the data directories are removed at stop"
     assert cluster.pids == []
+    assert not cluster.is_running()
     for node in (1, 2, 3):
         assert (tmp_path / "logs" / f"kafka-{node}.log").stat().st_size > 0
