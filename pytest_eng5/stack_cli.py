@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES, KafkaProvider
+from pytest_eng5.core.names import APACHE_BROKER_COUNTS, DEFAULT_JUDGE, JUDGE_NAMES, KafkaProvider
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID
 from pytest_eng5.settings_sources import resolve_settings
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kafka-brokers",
         type=int,
-        choices=(1, 3),
+        choices=APACHE_BROKER_COUNTS,
         default=None,
         help="nodes of the Apache Kafka cluster (default 3)",
     )

@@ -30,6 +30,7 @@ from pytest_eng5.fixtures import SAMPLE_COURSE_ID
 from pytest_eng5.runner.config import RunHooks
 from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS
+from pytest_eng5.scenarios.support import FAST_BUDGET
 from pytest_eng5.stack import apache_faults as faults
 from pytest_eng5.stack.config import DEFAULT_TOPICS
 from pytest_eng5.stack.session import StackContext
@@ -45,7 +46,6 @@ pytestmark = [
         reason="the Apache Kafka cluster tier needs java and mvn",
     ),
 ]
-BUDGET = 72  # connects the 36 essays every time (40 sometimes left two groups)
 #: ``ENG5_LEADER_LOSS_RUNS=10`` runs the leader-loss scenario ten times in a row on one cluster
 LEADER_LOSS_RUNS = int(os.environ.get("ENG5_LEADER_LOSS_RUNS", "1"))
 JUDGE_DELAY_MS = 120  # the await lasts seconds, so a fault lands in the middle of it
@@ -80,7 +80,7 @@ def runner_for(eng5_stack_runner_factory: Any, cluster_stack: StackContext, tmp_
         settings = {
             "assignment_id": "apache-cluster",
             "course_id": SAMPLE_COURSE_ID,
-            "max_comparisons": BUDGET,
+            "max_comparisons": FAST_BUDGET,
             "completion_timeout": 150,
             "cache_file": tmp_path / "cache.json",
             **overrides,

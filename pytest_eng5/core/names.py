@@ -11,6 +11,16 @@ STACK_KINDS: Final[tuple[str, ...]] = get_args(StackKind)
 KafkaProvider = Literal["tansu", "apache"]
 KAFKA_PROVIDERS: Final[tuple[str, ...]] = get_args(KafkaProvider)
 
+#: Nodes of the embedded Apache Kafka cluster (one, or three for replication).
+ApacheBrokerCount = Literal[1, 3]
+APACHE_BROKER_COUNTS: Final[tuple[int, ...]] = get_args(ApacheBrokerCount)
+
+#: Kafka client security: the settings' choices and what a stack config accepts.
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SECURITY_PROTOCOLS: Final[tuple[str, ...]] = get_args(SecurityProtocol)
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_MECHANISMS: Final[tuple[str, ...]] = get_args(SaslMechanism)
+
 #: The reference services a fault knob can target (``/_test/faults`` and the stack factory).
 FaultService = Literal["content", "cj-api", "cj-worker"]
 FAULT_SERVICES: Final[tuple[FaultService, ...]] = get_args(FaultService)

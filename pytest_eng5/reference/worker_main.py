@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
+from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES, MAX_PAIRWISE_COMPARISONS
 from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import RedactingFilter, register_secret
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--health-fd", type=int, help="inherited listening socket for /healthz")
     parser.add_argument("--judge", default=DEFAULT_JUDGE, choices=JUDGE_NAMES)
     parser.add_argument("--judge-seed", default=0, type=int)
-    parser.add_argument("--max-pairwise-comparisons", default=120, type=int)
+    parser.add_argument("--max-pairwise-comparisons", default=MAX_PAIRWISE_COMPARISONS, type=int)
     parser.add_argument(
         "--idempotent-producer",
         action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_eng5.core.names import DEFAULT_JUDGE, MAX_PAIRWISE_COMPARISONS
 from pytest_eng5.errors import ConfigurationError
 
 
@@ -14,9 +15,9 @@ class WorkerSettings:
     bootstrap_servers: str
     dsn: str
     content_url: str
-    judge_name: str = "text_features"
+    judge_name: str = DEFAULT_JUDGE
     judge_seed: int = 0
-    max_pairwise_comparisons: int = 120
+    max_pairwise_comparisons: int = MAX_PAIRWISE_COMPARISONS
     idempotent_producer: bool = False
     callback_timeout_s: float = 10.0
     pair_generation_seed: int = 0
@@ -28,7 +29,8 @@ class WorkerSettings:
         if self.max_pairwise_comparisons < 1:
             raise ConfigurationError(
                 f"max_pairwise_comparisons must be >= 1, got {self.max_pairwise_comparisons}",
-                next_step="pass --max-pairwise-comparisons 120 (HuleEdu's default) or larger",
+                next_step=f"pass --max-pairwise-comparisons {MAX_PAIRWISE_COMPARISONS} (HuleEdu's "
+                "default) or larger",
             )
         if self.callback_timeout_s <= 0:
             raise ConfigurationError(

@@ -22,6 +22,7 @@ from pytest_eng5.contracts.grade_scales import (
     grade_from_filename,
     validate_grade_for_scale,
 )
+from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE
 from pytest_eng5.errors import InventoryError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx")
@@ -65,7 +66,7 @@ class Inventory:
     anchors_csv: Path | None = None
     csv_grades: dict[str, str] = field(default_factory=dict)
     csv_ids: dict[str, str] = field(default_factory=dict)
-    grade_scale: str = "eng5_np_legacy_9_step"
+    grade_scale: str = RUNNER_FALLBACK_GRADE_SCALE
 
     def summary(self) -> dict[str, object]:
         return {
@@ -274,7 +275,7 @@ def asset_folder_problems(root: Path) -> list[str]:
 
 
 def collect_inventory(
-    root: Path, *, grade_scale: str = "eng5_np_legacy_9_step", with_anchors: bool = True
+    root: Path, *, grade_scale: str = RUNNER_FALLBACK_GRADE_SCALE, with_anchors: bool = True
 ) -> Inventory:
     """Read an ENG5 asset folder; raise :class:`InventoryError` naming the first bad file.
 

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
+from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE
 from pytest_eng5.core.kafka_metadata import topic_partitions
 from pytest_eng5.fixtures import SampleAssignment
 from pytest_eng5.runner.auth import mint_dev_token
@@ -146,7 +147,7 @@ def make_assignment(eng5_stack: Any, tmp_path: Path) -> Callable[..., str]:
         *,
         with_anchors: bool = True,
         with_prompt: bool = True,
-        grade_scale: str = "eng5_np_legacy_9_step",
+        grade_scale: str = RUNNER_FALLBACK_GRADE_SCALE,
         context_origin: str = "research_experiment",
     ) -> str:
         assignment_id = str(uuid.uuid4())

@@ -23,8 +23,6 @@ from pytest_eng5.settings.choices import (
     OWN_ENV_PREFIX,
     REASONING_EFFORTS,
     REFERENCE_STACKS,
-    SASL_MECHANISMS,
-    SECURITY_PROTOCOLS,
     VARIANT_ID_PATTERN,
     VERBOSITIES,
 )
@@ -50,8 +48,6 @@ __all__ = [
     "OWN_ENV_PREFIX",
     "REASONING_EFFORTS",
     "REFERENCE_STACKS",
-    "SASL_MECHANISMS",
-    "SECURITY_PROTOCOLS",
     "VARIANT_ID_PATTERN",
     "VERBOSITIES",
     "Eng5Settings",

@@ -11,8 +11,6 @@ BatchingMode = Literal["per_request", "serial_bundle", "provider_batch_api"]
 CourseCode = Literal["ENG5", "ENG6", "ENG7", "SV1", "SV2", "SV3"]
 Language = Literal["en", "sv"]
 LLMProvider = Literal["anthropic", "openai", "google", "openrouter", "mock"]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 ReasoningEffort = Literal["none", "low", "medium", "high"]
 Verbosity = Literal["low", "medium", "high"]
 
@@ -21,8 +19,6 @@ BATCHING_MODES: tuple[str, ...] = get_args(BatchingMode)
 COURSE_CODES: tuple[str, ...] = get_args(CourseCode)
 LANGUAGES: tuple[str, ...] = get_args(Language)
 LLM_PROVIDERS: tuple[str, ...] = get_args(LLMProvider)
-SECURITY_PROTOCOLS: tuple[str, ...] = get_args(SecurityProtocol)
-SASL_MECHANISMS: tuple[str, ...] = get_args(SaslMechanism)
 REASONING_EFFORTS: tuple[str, ...] = get_args(ReasoningEffort)
 VERBOSITIES: tuple[str, ...] = get_args(Verbosity)
 

@@ -7,15 +7,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from pytest_eng5.core.names import (
     DEFAULT_JUDGE,
     MAX_PAIRWISE_COMPARISONS,
+    ApacheBrokerCount,
     JudgeName,
     KafkaProvider,
+    SaslMechanism,
+    SecurityProtocol,
     StackKind,
 )
 from pytest_eng5.settings.choices import (
@@ -23,8 +26,6 @@ from pytest_eng5.settings.choices import (
     EXTERNAL,
     REFERENCE_STACKS,
     Idempotence,
-    SaslMechanism,
-    SecurityProtocol,
 )
 from pytest_eng5.settings.options import Option
 
@@ -63,7 +64,7 @@ class StackSettings(BaseModel):
         ),
     ] = "tansu"
     kafka_brokers: Annotated[
-        Literal[1, 3], Option("nodes of the Apache Kafka cluster", (), EMBEDDED)
+        ApacheBrokerCount, Option("nodes of the Apache Kafka cluster", (), EMBEDDED)
     ] = 3
     kafka_version: Annotated[
         str,

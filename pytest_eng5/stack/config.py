@@ -19,11 +19,10 @@ from pytest_eng5.core import (
     KafkaProvider,
     StackKind,
 )
+from pytest_eng5.core.names import APACHE_BROKER_COUNTS, SASL_MECHANISMS, SECURITY_PROTOCOLS
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
 from pytest_eng5.settings import Eng5Settings
-
-APACHE_BROKER_COUNTS = (1, 3)
 
 #: The HuleEdu contract topics the stack creates at start (embedded and testcontainers).
 DEFAULT_TOPICS: tuple[str, ...] = CONTRACT_TOPICS
@@ -31,9 +30,6 @@ DEFAULT_TOPICS: tuple[str, ...] = CONTRACT_TOPICS
 #: One partition per topic: every topic is totally ordered, and a collector reads it with a
 #: single ``assign()`` + ``seek()`` instead of a consumer-group join (about 5 s on Tansu).
 DEFAULT_TOPIC_PARTITIONS = 1
-
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def security_problems(

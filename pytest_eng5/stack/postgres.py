@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pytest_eng5.core import CJ_DATABASE
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.readiness import StackStartError, poll_until
 
 SELECT_ONE_TIMEOUT = 5.0
 
-#: HuleEdu's database and role names (contracts: CJ DB, Content DB, ``HULEEDU_DB_USER``)
-CJ_DATABASE = "huleedu_cj_assessment"
+#: HuleEdu's Content DB and role names (contracts: ``HULEEDU_DB_USER``); the CJ DB's is
+#: :data:`pytest_eng5.core.CJ_DATABASE`
 CONTENT_DATABASE = "huleedu_content"
 HULEEDU_DB_USER = "huleedu_user"
 

@@ -29,8 +29,9 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from pytest_eng5.core import CJ_DATABASE
 from pytest_eng5.stack.ports import LOOPBACK, free_port
-from pytest_eng5.stack.postgres import CJ_DATABASE, CONTENT_DATABASE, HULEEDU_DB_USER
+from pytest_eng5.stack.postgres import CONTENT_DATABASE, HULEEDU_DB_USER
 from pytest_eng5.stack.readiness import run_coroutine
 
 #: The embedded data directory is thrown away at stop, so durability buys nothing there.

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_eng5.core import CJ_DATABASE
 from pytest_eng5.redact import register_secret
 from pytest_eng5.stack.cleanup import register_for_cleanup, unregister_for_cleanup
 from pytest_eng5.stack.config import StackConfig
 from pytest_eng5.stack.ports import LOOPBACK
 from pytest_eng5.stack.postgres import (
-    CJ_DATABASE,
     CONTENT_DATABASE,
     HULEEDU_DB_USER,
     SELECT_ONE_TIMEOUT,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from pytest_eng5.core.names import DEFAULT_JUDGE, MAX_PAIRWISE_COMPARISONS
 from pytest_eng5.core.process import REFERENCE_DSN_ENV, REFERENCE_FAULTS_DSN_ENV
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import listening_socket
@@ -73,9 +74,9 @@ def start_reference_services(
     content_dsn: str | None = None,
     log_dir: Path,
     timeout: float,
-    judge: str = "text_features",
+    judge: str = DEFAULT_JUDGE,
     judge_seed: int = 0,
-    max_pairwise_comparisons: int = 120,
+    max_pairwise_comparisons: int = MAX_PAIRWISE_COMPARISONS,
 ) -> ReferenceServices:
     """Start Content Service, CJ API and CJ worker; stop what started if one fails."""
     env = {

@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from pytest_eng5.core import Endpoints
+from pytest_eng5.core.dsn import CJ_DATABASE, CJ_DATABASE_NAME_VARIABLE
 from pytest_eng5.core.urls import content_base
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
@@ -26,7 +27,7 @@ from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stack.config import DEFAULT_TOPIC_PARTITIONS, stack_config
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
-from pytest_eng5.stack.postgres import CJ_DATABASE, CONTENT_DATABASE, HuleeduDatabases
+from pytest_eng5.stack.postgres import CONTENT_DATABASE, HuleeduDatabases
 from pytest_eng5.stack.services import ReferenceServices, start_reference_services
 
 
@@ -129,7 +130,7 @@ class StackContext:
 
 #: what the runner needs from the environment of an external stack (JWT claims, environment
 #: name, CJ database)
-RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT", "CJ_ASSESSMENT_SERVICE_DB_NAME")
+RUNNER_ENV_PREFIXES = ("HULEEDU_", "JWT_", "ENVIRONMENT", CJ_DATABASE_NAME_VARIABLE)
 #: the CJ admin credentials travel as typed secrets (settings, then RunConfig), not in this copy
 CREDENTIAL_VARIABLES = frozenset(
     {"HULEEDU_SERVICE_ACCOUNT_TOKEN", "HULEEDU_ADMIN_TOKEN", "JWT_SECRET_KEY"}

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from pytest_eng5.contracts.content import ContentErrorBody, ContentUploadResponse
+from pytest_eng5.core import CJ_DATABASE
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.db import apply_schema, create_pool
-from pytest_eng5.stack.postgres import CJ_DATABASE
 
 HTTP_DATE = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$")
 

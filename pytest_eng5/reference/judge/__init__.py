@@ -12,7 +12,7 @@ No judge raises on a failed comparison: failures become a :class:`Judgement` wit
 
 from __future__ import annotations
 
-from pytest_eng5.core.names import JUDGE_NAMES
+from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.reference.judge.coin_flip import COIN_FLIP_MODEL, CoinFlipJudge
 from pytest_eng5.reference.judge.features import (
@@ -47,7 +47,7 @@ from pytest_eng5.reference.judge.text_feature_judge import (
 )
 
 
-def make_judge(name: str = "text_features", seed: int = 0) -> Judge:
+def make_judge(name: str = DEFAULT_JUDGE, seed: int = 0) -> Judge:
     """Build a judge by name: ``text_features`` (default), ``coin_flip`` or ``llm_http``."""
     key = name.strip().lower().replace("-", "_")
     if key == "text_features":
