@@ -5,7 +5,8 @@ wins), the ``eng5_variants`` variant, what ``pytest_eng5_adjust_settings`` hooks
 factory's keyword arguments. Markers, variants and hooks are applied at collection, so a bad
 override is a usage error before any stack starts; the factory's keywords when it is called.
 Only settings that feed one run may be overridden: those of the whole session (the stack, its
-judge, the comparison report) are an error naming them.
+judge, the comparison report) and the credentials (environment only) are an error naming them;
+no error shows the value of a secret or a credential.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
+from pytest_eng5.settings import (
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    Eng5Settings,
+    OptionSpec,
+    SettingsError,
+)
 
 #: the settings one run may override (every other one belongs to the whole session)
 PER_RUN_SETTINGS: tuple[str, ...] = tuple(spec.name for spec in OPTIONS if spec.per_run)
@@ -35,7 +42,7 @@ def apply_overrides(settings: Eng5Settings, overrides: Any, source: str) -> Eng5
     each bad key and value and the valid choices otherwise."""
     if not isinstance(overrides, Mapping):
         raise SettingsError(
-            f"{source}: gave {overrides!r} ({type(overrides).__name__}), not a mapping of eng5 "
+            f"{source}: gave a {type(overrides).__name__}, not a mapping of eng5 "
             "setting names to values",
             next_step="return a dict such as {'max_comparisons': 40}, or None for no change",
         )
@@ -46,14 +53,10 @@ def apply_overrides(settings: Eng5Settings, overrides: Any, source: str) -> Eng5
             f"run are: {', '.join(PER_RUN_SETTINGS)}",
             next_step=_NEXT_STEP,
         )
-    fixed = [name for name in overrides if not OPTIONS_BY_NAME[name].per_run]
+    fixed = [OPTIONS_BY_NAME[name] for name in overrides if not OPTIONS_BY_NAME[name].per_run]
     if fixed:
-        named = ", ".join(
-            f"{name}={overrides[name]!r} ({OPTIONS_BY_NAME[name].cli_flag})" for name in fixed
-        )
         raise SettingsError(
-            f"{source}: {named}: a setting of the whole session (the stack, its judge, the "
-            "comparison report), which one run cannot change",
+            f"{source}: " + "; ".join(_not_per_run(spec, overrides[spec.name]) for spec in fixed),
             next_step=_NEXT_STEP,
         )
     try:
@@ -64,13 +67,22 @@ def apply_overrides(settings: Eng5Settings, overrides: Any, source: str) -> Eng5
         ) from None
 
 
+def _not_per_run(spec: OptionSpec, value: Any) -> str:
+    if spec.env_only:
+        return f"{spec.name} ({spec.how_to_set()}): a credential, which one run cannot change"
+    return (
+        f"{spec.given(value)} ({spec.how_to_set()}): a setting of the whole session (the "
+        "stack, its judge, the comparison report), which one run cannot change"
+    )
+
+
 def _problems(exc: ValidationError, overrides: Mapping[str, Any]) -> list[str]:
     problems = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
         if name in overrides:
-            problems.append(f"{name}={overrides[name]!r}: {message}")
+            problems.append(f"{OPTIONS_BY_NAME[name].given(overrides[name])}: {message}")
         else:
             problems.append(f"{name}: {message}" if name else message)
     return problems
@@ -82,7 +94,8 @@ def marker_overrides(node: pytest.Item) -> dict[str, Any]:
     for marker in reversed(list(node.iter_markers("eng5_run"))):
         if marker.args:
             raise SettingsError(
-                f"eng5_run marker: takes keyword arguments only (setting=value), got {marker.args}",
+                "eng5_run marker: takes keyword arguments only (setting=value), got "
+                f"{len(marker.args)} positional argument(s)",
                 next_step="write eng5_run(max_comparisons=40, ...)",
             )
         overrides.update(marker.kwargs)
@@ -103,7 +116,7 @@ def run_overrides(item: pytest.Item, session: Eng5Settings) -> dict[str, Any]:
     hook = item.config.hook.pytest_eng5_adjust_settings
     for extra in hook(settings=settings, node=item):
         if extra is not None:
-            source = f"a pytest_eng5_adjust_settings hook (returned {extra!r})"
+            source = "a pytest_eng5_adjust_settings hook"  # its values may be secret
             settings = apply_overrides(settings, extra, source)
             merged.update(extra)
     return merged

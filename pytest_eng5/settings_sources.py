@@ -51,20 +51,30 @@ def _convert(spec: OptionSpec, raw: Any, source: str) -> Any:
             return Path(str(raw)).expanduser()
     except ValueError:
         raise SettingsError(
-            f"{spec.where()}: {raw!r} (from {source}) is not a valid {spec.type}",
-            next_step=f"give {spec.cli_flag} a {spec.type} value",
+            f"{spec.where()}: {_shown(spec, raw)} (from {source}) is not a valid {spec.type}",
+            next_step=f"give {_source_name(spec, source)} a {spec.type} value",
         ) from None
     value = str(raw)
     if spec.type == "choice":
         canonical = canonical_choice(spec.choices, value)
         if canonical not in spec.choices:
             raise SettingsError(
-                f"{spec.where()}: {value!r} (from {source}) is not one of: "
+                f"{spec.where()}: {_shown(spec, value)} (from {source}) is not one of: "
                 f"{', '.join(spec.choices)}",
                 next_step=f"choose one of {', '.join(spec.choices)}",
             )
         return canonical
     return value
+
+
+def _shown(spec: OptionSpec, raw: Any) -> str:
+    return "the value" if spec.hides_value else repr(raw)
+
+
+def _source_name(spec: OptionSpec, source: str) -> str:
+    """The flag, ini key or env variable a bad value came from (the one to fix)."""
+    named = {"the command line": spec.cli_flag, "the ini file": f"ini {spec.ini_key}"}
+    return named.get(source, source.removeprefix("env "))
 
 
 def reads_env(name: str, stack: str) -> bool:

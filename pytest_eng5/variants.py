@@ -26,16 +26,13 @@ MARKER = (
     "first)"
 )
 EXPERIMENTS_FOLDER = "experiments"
-#: What a variant cannot set: the settings of the whole session (the stack, its judge, the
-#: report; from the declaration) and those the variant machinery sets to record the variant.
-SESSION_SETTINGS = frozenset(spec.name for spec in OPTIONS if not spec.per_run) | {
-    "evidence_dir",
-    "cache_file",
-    "experiment",
-    "variant",
-    "variant_repeat",
-    "baseline",
-}
+#: What a variant cannot set, from the declaration: the settings of the whole session (the
+#: stack, its judge, the report) and the credentials (environment only).
+SESSION_SETTINGS = frozenset(spec.name for spec in OPTIONS if not spec.per_run)
+#: What the variant machinery sets itself, to record the variant and keep its evidence apart.
+VARIANT_SETTINGS = frozenset(
+    {"evidence_dir", "cache_file", "experiment", "variant", "variant_repeat", "baseline"}
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +90,25 @@ def _check_settings(variant: str, settings: Any) -> dict[str, Any]:
         )
     unknown = sorted(set(settings) - set(OPTIONS_BY_NAME))
     if unknown:
+        valid = sorted(set(OPTIONS_BY_NAME) - SESSION_SETTINGS - VARIANT_SETTINGS)
         raise pytest.UsageError(
             f"eng5_variants: variant {variant!r} has unknown setting(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(sorted(set(OPTIONS_BY_NAME) - SESSION_SETTINGS))}"
+            f"valid: {', '.join(valid)}"
         )
-    fixed = sorted(set(settings) & SESSION_SETTINGS)
+    fixed = [OPTIONS_BY_NAME[name] for name in sorted(set(settings) & SESSION_SETTINGS)]
     if fixed:
+        named = ", ".join(f"{spec.name} ({spec.how_to_set()})" for spec in fixed)
         raise pytest.UsageError(
-            f"eng5_variants: variant {variant!r} sets {', '.join(fixed)}, which belong to the "
-            "whole session (the stack and its judge are shared); set them on the command line"
+            f"eng5_variants: variant {variant!r} sets {named}, which belong to the whole session "
+            "(the stack, its judge and the credentials are shared by the variants); drop them "
+            "from the variant and set them for the session where named"
+        )
+    recorded = sorted(set(settings) & VARIANT_SETTINGS)
+    if recorded:
+        raise pytest.UsageError(
+            f"eng5_variants: variant {variant!r} sets {', '.join(recorded)}, which eng5_variants "
+            "sets itself (each variant records its ids and keeps its evidence under "
+            f"<evidence_dir>/{EXPERIMENTS_FOLDER}); drop them from the variant"
         )
     return dict(settings)
 

@@ -27,7 +27,8 @@ class Option:
     ``"gates.min_ssr"``), None for a setting of the stack or the session. ``session``: fixed
     for the whole session although the runner reads it (the stack uses it too), so a per-run
     override (marker, hook, factory keyword, variant) cannot change it. ``env_only``: read
-    from the environment only (a credential: never on a command line or in an ini file).
+    from the environment only (a credential: never on a command line, in an ini file or in a
+    per-run override).
     """
 
     help: str
@@ -61,8 +62,9 @@ class OptionSpec:
 
     @property
     def per_run(self) -> bool:
-        """Whether one run may override it (marker, hook, factory keyword, variant)."""
-        return self.run is not None and not self.session
+        """Whether one run may override it (marker, hook, factory keyword, variant); never a
+        credential, which comes from the environment only."""
+        return self.run is not None and not self.session and not self.env_only
 
     @property
     def cli_flag(self) -> str:
@@ -76,12 +78,26 @@ class OptionSpec:
     def secret(self) -> bool:
         return self.type == "secret"
 
+    @property
+    def hides_value(self) -> bool:
+        """A secret or a credential: error messages name it, never show its value."""
+        return self.secret or self.env_only
+
     def where(self) -> str:
+        """Its names as a label: the CLI flag, ini key and env variable (env only: the last)."""
         if self.env_only:
             return f"env {self.env[0]}"
         return f"{self.cli_flag} / ini {self.ini_key}" + (
             f" / env {self.env[0]}" if self.env else ""
         )
+
+    def how_to_set(self) -> str:
+        """Where a user gives it, for an error: ``environment only: set VAR`` for a credential."""
+        return f"environment only: set {self.env[0]}" if self.env_only else self.where()
+
+    def given(self, value: Any) -> str:
+        """``name=value`` for an error message; the name alone when the value is hidden."""
+        return self.name if self.hides_value else f"{self.name}={value!r}"
 
 
 def option_type(annotation: Any) -> tuple[OptionType, tuple[str, ...]]:

@@ -14,17 +14,18 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import SecretStr
 
 from pytest_eng5.core.names import FAULT_SERVICES
 from pytest_eng5.errors import ConfigurationError
-from pytest_eng5.settings import Eng5Settings, SettingsError
+from pytest_eng5.settings import OPTIONS_BY_NAME, Eng5Settings, OptionSpec, SettingsError
 from pytest_eng5.stack.config import DEFAULT_TOPIC_PARTITIONS
 from pytest_eng5.stack.session import StackContext, running_stack
 
-#: the settings that change what a stack is; the others are run settings (give them to the runner)
+#: the settings that change what a stack is; the others belong to the runs (give them to the
+#: runner), to the whole session or to the environment (the credentials)
 STACK_SETTINGS: tuple[str, ...] = (
     "stack",
     "start_timeout",
@@ -104,13 +105,9 @@ def stack_request(
             next_step="use the keyword arguments partitions, judge, faults, kafka, brokers, "
             f"services, or one of the stack settings {', '.join(STACK_SETTINGS)}",
         )
-    run_settings = sorted(set(overrides) - set(STACK_SETTINGS))
-    if run_settings:
-        raise SettingsError(
-            f"{call}: {', '.join(run_settings)} is a run setting, not a stack setting",
-            next_step="give it to the runner (eng5_runner_factory, eng5_stack_runner_factory "
-            "or an eng5_run marker)",
-        )
+    misplaced = [OPTIONS_BY_NAME[name] for name in sorted(set(overrides) - set(STACK_SETTINGS))]
+    if misplaced:
+        _not_stack_settings(call, misplaced)
     changes = dict(overrides)
     for keyword, value in (("judge", judge), ("kafka", kafka), ("brokers", brokers)):
         if value is None:
@@ -154,6 +151,29 @@ def stack_request(
         partitions or DEFAULT_TOPIC_PARTITIONS,
         services,
         _checked_faults(call, faults or {}, services and settings.stack != "external"),
+    )
+
+
+def _not_stack_settings(call: str, specs: list[OptionSpec]) -> NoReturn:
+    """Raise for settings that a stack does not take; values are never shown."""
+    run = [spec.name for spec in specs if spec.per_run]
+    if run:
+        raise SettingsError(
+            f"{call}: {', '.join(run)} is a run setting, not a stack setting",
+            next_step="give it to the runner (eng5_runner_factory, eng5_stack_runner_factory "
+            "or an eng5_run marker)",
+        )
+    credentials = [f"{spec.name} ({spec.how_to_set()})" for spec in specs if spec.env_only]
+    if credentials:
+        raise SettingsError(
+            f"{call}: {', '.join(credentials)} is a credential, which every stack takes from "
+            "the environment",
+            next_step="drop it from the call and set the variable named above",
+        )
+    named = ", ".join(f"{spec.name} ({spec.how_to_set()})" for spec in specs)
+    raise SettingsError(
+        f"{call}: {named} is a setting of the whole session, not of one stack",
+        next_step="drop it from the call and set it for the session where named",
     )
 
 

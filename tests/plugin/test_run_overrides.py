@@ -43,7 +43,7 @@ def usage_error(pytester: pytest.Pytester, conftest: str, test_module: str) -> s
 @pytest.mark.parametrize(
     ("returned", "fragments"),
     [
-        ("{'judge': 'nonsense'}", ["judge='nonsense' (--eng5-judge)", "whole session"]),
+        ("{'judge': 'nonsense'}", ["judge='nonsense' (--eng5-judge / ini", "whole session"]),
         ("{'llm_temperature': 9}", ["llm_temperature=9", "less than or equal to 2"]),
         ("{'llm_provider': 'acme'}", ["llm_provider='acme'", "'anthropic'", "'mock'"]),
         ("{'max_comparison': 10}", ["unknown setting(s) 'max_comparison'", "max_comparisons"]),
@@ -74,8 +74,38 @@ def test_a_session_setting_in_a_marker_is_a_usage_error(pytester: pytest.Pyteste
             pass
         """,
     )
-    assert "test_marked: eng5_run marker: judge='coin_flip' (--eng5-judge)" in out
-    assert "kafka='apache' (--eng5-kafka)" in out
+    assert "test_marked: eng5_run marker: judge='coin_flip' (--eng5-judge / ini eng5_judge" in out
+    assert "kafka='apache' (--eng5-kafka / ini eng5_kafka / env ENG5_KAFKA)" in out
+
+
+#: every credential: read from the environment only, never overridden by one run
+CREDENTIALS = {
+    "kafka_sasl_username": "KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "KAFKA_SASL_PASSWORD",
+    "service_account_token": "HULEEDU_SERVICE_ACCOUNT_TOKEN",
+    "admin_token": "HULEEDU_ADMIN_TOKEN",
+    "jwt_secret": "JWT_SECRET_KEY",
+}
+
+
+@pytest.mark.parametrize(("name", "variable"), CREDENTIALS.items())
+def test_a_credential_in_a_marker_is_refused_without_its_value(
+    pytester: pytest.Pytester, name: str, variable: str
+) -> None:
+    out = usage_error(
+        pytester,
+        NO_STACK,
+        f"""
+        import pytest
+
+        @pytest.mark.eng5_run({name}="hunter2-secret")
+        def test_marked(eng5_runner):
+            pass
+        """,
+    )
+    assert f"test_marked: eng5_run marker: {name} (environment only: set {variable})" in out
+    assert "hunter2" not in out
+    assert "--eng5-" + name.replace("_", "-") not in out, "there is no such flag"
 
 
 def test_a_bad_variant_value_is_a_usage_error_before_the_stack(pytester: pytest.Pytester) -> None:
@@ -123,11 +153,13 @@ def test_factory_keywords_are_validated_when_given(pytester: pytest.Pytester) ->
         @pytest.mark.parametrize(
             ("overrides", "fragment"),
             [
-                ({"judge": "nonsense"}, "judge='nonsense' (--eng5-judge): a setting of the whole"),
-                ({"judge": "coin_flip"}, "judge='coin_flip' (--eng5-judge): a setting of the"),
+                ({"judge": "nonsense"}, "judge='nonsense' (--eng5-judge / ini"),
+                ({"judge": "coin_flip"}, "ENG5_JUDGE): a setting of the whole"),
                 ({"llm_temperature": 3.5}, "llm_temperature=3.5: Input should be less than"),
                 ({"language": "fi"}, "language='fi': Input should be 'en' or 'sv'"),
                 ({"max_comparison": 40}, "unknown setting(s) 'max_comparison'; the settings"),
+                ({"admin_token": "hunter2-x"}, "admin_token (environment only: set HULEEDU_ADMIN"),
+                ({"postgres_dsn": "postgresql://hunter2-x@h/db"}, "postgres_dsn (--eng5-postgr"),
             ],
         )
         def test_bad(eng5_runner_factory, overrides, fragment):
@@ -135,6 +167,7 @@ def test_factory_keywords_are_validated_when_given(pytester: pytest.Pytester) ->
                 eng5_runner_factory(**overrides)
             assert str(info.value).startswith("eng5_runner_factory: ")
             assert fragment in str(info.value)
+            assert "hunter2" not in str(info.value)
 
         def test_good(eng5_runner_factory):
             runner = eng5_runner_factory(max_comparisons=40, language="SV")
@@ -142,7 +175,7 @@ def test_factory_keywords_are_validated_when_given(pytester: pytest.Pytester) ->
             assert runner.config.language == "sv"
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=6)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=8)
 
 
 def test_hook_overrides_reach_the_run_once_per_test(pytester: pytest.Pytester) -> None:

@@ -89,7 +89,9 @@ def test_variant_settings_reach_the_runner_factory(pytester: pytest.Pytester) ->
     ("marker", "message"),
     [
         ('{"a": {"llm_temprature": 1.0}, "b": {}}', "unknown setting(s) llm_temprature"),
-        ('{"a": {"judge": "coin_flip"}, "b": {}}', "sets judge, which belong to the whole"),
+        ('{"a": {"judge": "coin_flip"}, "b": {}}', "sets judge (--eng5-judge / ini eng5_judge"),
+        ('{"a": {"admin_token": "x"}, "b": {}}', "admin_token (environment only: set HULEEDU_ADM"),
+        ('{"a": {"evidence_dir": "x"}, "b": {}}', "evidence_dir, which eng5_variants sets itself"),
         ('{"only": {}}', "at least two variants"),
         ('{"a b": {}, "c": {}}', "'a b' is not a readable id"),
         ('{"a": {}, "b": {}}, baseline="c"', "baseline 'c' is not one of the variants"),

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.config import RunConfig
 from pytest_eng5.sample_data import SAMPLE_ASSETS
-from pytest_eng5.settings import OPTIONS, SettingsError
-from pytest_eng5.settings_sources import resolve_settings
+from pytest_eng5.settings import OPTIONS, OptionSpec, SettingsError
+from pytest_eng5.settings_sources import _convert, resolve_settings
 
 
 def test_defaults() -> None:
@@ -151,3 +151,13 @@ def test_tokens_reach_the_runner_as_secrets() -> None:
     assert isinstance(config.admin_token, SecretStr)
     assert "admin-token-value-1" not in repr(config) + config.model_dump_json()
     assert config.credentials_env() == env
+
+
+def test_a_bad_value_of_an_env_only_setting_names_its_variable_not_a_flag() -> None:
+    spec = OptionSpec(
+        "token_ttl", "int", None, "token lifetime", ("ENG5_TOKEN_TTL",), env_only=True
+    )
+    with pytest.raises(SettingsError) as info:
+        _convert(spec, "soon", "env ENG5_TOKEN_TTL")
+    assert "ENG5_TOKEN_TTL" in info.value.next_step
+    assert "--eng5" not in str(info.value)

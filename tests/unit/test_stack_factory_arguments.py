@@ -50,6 +50,25 @@ def test_a_run_setting_is_sent_to_the_runner() -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
+        ({"jwt_secret": "hunter2-x"}, "jwt_secret (environment only: set JWT_SECRET_KEY)"),
+        ({"kafka_sasl_password": "hunter2-x"}, "environment only: set KAFKA_SASL_PASSWORD"),
+        ({"repeat": 2}, "repeat (--eng5-repeat / ini eng5_repeat) is a setting of the whole"),
+    ],
+)
+def test_a_credential_or_session_setting_is_named_without_its_value(
+    arguments: dict, message: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        stack_request(BASE, **arguments)
+    assert message in info.value.message
+    assert "hunter2" not in str(info.value)
+    assert "run setting" not in str(info.value)
+    assert "runner" not in info.value.next_step
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
         ({"brokers": 3}, "brokers=3 needs the Apache Kafka cluster"),
         ({"partitions": 0}, "partitions=0 is not a number"),
         ({"partitions": 2, "kafka": "apache"}, "partitions=2 applies only"),
