@@ -122,7 +122,7 @@ def resolve_settings(
             resolve(spec, stack)
     for name, where in explicit.items():
         stacks = OPTIONS_BY_NAME[name].stacks
-        if stacks is not None and stack not in stacks:
+        if stacks is not None and not OPTIONS_BY_NAME[name].applies_to(stack):
             problems.append(
                 f"{where} applies to --eng5-stack={' or '.join(stacks)} only, not to "
                 f"the {stack} stack; drop it, or select --eng5-stack={stacks[0]}"

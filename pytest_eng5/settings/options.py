@@ -83,6 +83,10 @@ class OptionSpec:
         """A secret or a credential: error messages name it, never show its value."""
         return self.secret or self.env_only
 
+    def applies_to(self, stack: str) -> bool:
+        """Whether it is a setting of ``stack`` (giving it for another one is an error)."""
+        return self.stacks is None or stack in self.stacks
+
     def where(self) -> str:
         """Its names as a label: the CLI flag, ini key and env variable (env only: the last)."""
         if self.env_only:

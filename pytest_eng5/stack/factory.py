@@ -127,6 +127,12 @@ def stack_request(
             f"{call}({given}): {exc.message}",
             next_step="fix the argument named above (the valid values are listed)",
         ) from None
+    given_as = {name: name for name in overrides} | {
+        _NAMED[keyword]: keyword
+        for keyword, value in (("judge", judge), ("kafka", kafka), ("brokers", brokers))
+        if value is not None
+    }
+    _check_stack_scope(call, settings.stack, given_as)
     embedded = settings.stack == "embedded"
     if brokers is not None and not (embedded and settings.kafka == "apache"):
         raise ConfigurationError(
@@ -152,6 +158,21 @@ def stack_request(
         services,
         _checked_faults(call, faults or {}, services and settings.stack != "external"),
     )
+
+
+def _check_stack_scope(call: str, stack: str, given_as: Mapping[str, str]) -> None:
+    """A setting of another stack is an error, as on the command line (names only)."""
+    wrong = []
+    for name, argument in given_as.items():
+        spec = OPTIONS_BY_NAME.get(name)
+        if spec is not None and spec.stacks is not None and not spec.applies_to(stack):
+            kinds = " or ".join(repr(kind) for kind in spec.stacks)
+            wrong.append(f"{argument}= applies to stack={kinds} only, not to the {stack} stack")
+    if wrong:
+        raise SettingsError(
+            f"{call}: " + "; ".join(wrong),
+            next_step="drop the arguments named above, or ask for the stack they apply to",
+        )
 
 
 def _not_stack_settings(call: str, specs: list[OptionSpec]) -> NoReturn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import SecretStr
 
@@ -64,6 +66,24 @@ def test_a_credential_or_session_setting_is_named_without_its_value(
     assert "hunter2" not in str(info.value)
     assert "run setting" not in str(info.value)
     assert "runner" not in info.value.next_step
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"stack": "external", "judge": "coin_flip"}, "judge= applies to stack='embedded' or 'tes"),
+        ({"stack": "external", "kafka": "apache"}, "kafka= applies to stack='embedded' only, not"),
+        ({"stack": "testcontainers", "kafka": "apache"}, "kafka= applies to stack='embedded'"),
+        ({"stack": "external", "judge_seed": 3}, "judge_seed= applies to stack='embedded' or"),
+        ({"cj_url": "http://cj"}, "cj_url= applies to stack='external' only, not to the embedded"),
+    ],
+)
+def test_a_setting_of_another_stack_is_refused_as_on_the_command_line(
+    arguments: dict, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)) as info:
+        stack_request(BASE, **arguments)
+    assert "drop" in info.value.next_step
 
 
 @pytest.mark.parametrize(
