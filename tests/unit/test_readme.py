@@ -27,7 +27,12 @@ def test_readme_starts_with_the_two_commands_ci_runs() -> None:
 
 
 def test_options_table_matches_the_settings() -> None:
-    assert options_markdown_table() in README
+    """The whole block between the markers, so a stale row before or after the table fails."""
+    start = re.search(r"^<!-- options-table: [^\n]*-->\n", README, re.M)
+    assert start is not None, "the README lost its options-table start marker"
+    end = README.find("<!-- end options-table -->", start.end())
+    assert end != -1, "the README lost its '<!-- end options-table -->' marker"
+    assert README[start.end() : end] == options_markdown_table()
 
 
 def test_fixtures_table_lists_every_fixture_of_the_plugin() -> None:
