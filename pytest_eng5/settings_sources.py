@@ -82,6 +82,13 @@ def reads_env(name: str, stack: str) -> bool:
     return name.startswith(OWN_ENV_PREFIX) or stack == "external"
 
 
+def credentials_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that env-only settings (the credentials) read, for a caller that
+    takes its other settings from its own arguments (the stack CLI)."""
+    names = {name for spec in OPTIONS if spec.env_only for name in spec.env}
+    return {name: value for name, value in env.items() if name in names}
+
+
 def resolve_settings(
     cli: Mapping[str, Any], ini: Mapping[str, Any], env: Mapping[str, str]
 ) -> Eng5Settings:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from typing import get_args
 from pytest_eng5.core.names import APACHE_BROKER_COUNTS, DEFAULT_JUDGE, JUDGE_NAMES, KafkaProvider
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID
-from pytest_eng5.settings_sources import resolve_settings
+from pytest_eng5.settings_sources import credentials_env, resolve_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "kafka_version": args.kafka_version,
             },
             {},
-            {},
+            credentials_env(os.environ),  # the reference JWT secret, if one is set
         )
     except Eng5Error as exc:
         print(f"eng5 stack: {exc}", file=sys.stderr)

@@ -151,3 +151,12 @@ class StackSettings(BaseModel):
         JudgeName, Option("judge of the reference CJ worker", ("ENG5_JUDGE",), REFERENCE_STACKS)
     ] = DEFAULT_JUDGE
     judge_seed: Annotated[int, Option("seed of the reference judge", (), REFERENCE_STACKS)] = 0
+    reference_jwt_secret: Annotated[
+        SecretStr | None,
+        Option(
+            "JWT secret of the reference services (default: a new random one per stack)",
+            ("ENG5_REFERENCE_JWT_SECRET",),
+            REFERENCE_STACKS,
+            env_only=True,
+        ),
+    ] = None

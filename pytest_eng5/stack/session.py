@@ -173,7 +173,8 @@ def running_stack(
         if not reference_services:
             yield _infrastructure_context(settings, infra, log_dir)
             return
-        jwt_secret = os.environ.get("ENG5_REFERENCE_JWT_SECRET") or secrets.token_hex(32)
+        given = settings.reference_jwt_secret
+        jwt_secret = given.get_secret_value() if given else secrets.token_hex(32)
         register_secret(jwt_secret)
         services = start_reference_services(
             kafka=infra.kafka,

@@ -11,7 +11,7 @@ from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.runner.config import RunConfig
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 from pytest_eng5.settings import OPTIONS, OptionSpec, SettingsError
-from pytest_eng5.settings_sources import _convert, resolve_settings
+from pytest_eng5.settings_sources import _convert, credentials_env, resolve_settings
 
 
 def test_defaults() -> None:
@@ -161,3 +161,20 @@ def test_a_bad_value_of_an_env_only_setting_names_its_variable_not_a_flag() -> N
         _convert(spec, "soon", "env ENG5_TOKEN_TTL")
     assert "ENG5_TOKEN_TTL" in info.value.next_step
     assert "--eng5" not in str(info.value)
+
+
+def test_the_reference_services_jwt_secret_is_a_declared_env_only_secret() -> None:
+    spec = next(spec for spec in OPTIONS if spec.env == ("ENG5_REFERENCE_JWT_SECRET",))
+    assert spec.secret
+    assert spec.env_only
+    assert not spec.per_run
+    assert spec.stacks == ("embedded", "testcontainers")
+    env = {"ENG5_REFERENCE_JWT_SECRET": "reference-secret-1"}
+    value = getattr(resolve_settings({spec.name: "from-argv-1"}, {}, env), spec.name)
+    assert isinstance(value, SecretStr)
+    assert value.get_secret_value() == "reference-secret-1"
+
+
+def test_the_stack_cli_takes_only_the_credentials_from_the_environment() -> None:
+    env = {"ENG5_REFERENCE_JWT_SECRET": "s-1", "ENG5_STACK": "external", "KAFKA_SASL_USERNAME": "u"}
+    assert credentials_env(env) == {"ENG5_REFERENCE_JWT_SECRET": "s-1", "KAFKA_SASL_USERNAME": "u"}
