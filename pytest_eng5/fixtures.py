@@ -23,7 +23,7 @@ from pytest_eng5.summary import record_run
 
 if TYPE_CHECKING:
     from pytest_eng5.runner.orchestrator import Eng5Runner
-    from pytest_eng5.stack.factory import StackFactory
+    from pytest_eng5.stack_requests import Eng5StackFactory
     from pytest_eng5.variants import VariantParam
 
 
@@ -312,7 +312,7 @@ def eng5_runner_factory(
 @pytest.fixture(scope="session")
 def eng5_stack_factory(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StackFactory]:
+) -> Iterator[Eng5StackFactory]:
     """``factory(*, partitions=None, judge=None, faults=None, kafka=None, brokers=None,
     services=True, **settings) -> StackContext``: an extra stack beside the session's, with
     these settings (``services=False``: Kafka and PostgreSQL only, no reference services).
@@ -321,9 +321,10 @@ def eng5_stack_factory(
     stack (fault knobs reset to ``faults``); ``factory.stop(stack)`` stops one early, and every
     stack stops at session end. Work directories and logs are under pytest's tmp dirs.
     """
-    from pytest_eng5.stack.factory import StackFactory
+    from pytest_eng5.stack_requests import Eng5StackFactory
 
-    factory = StackFactory(get_settings(pytestconfig), tmp_path_factory.mktemp("eng5-stacks"))
+    root = tmp_path_factory.mktemp("eng5-stacks")
+    factory = Eng5StackFactory(get_settings(pytestconfig), root)
     try:
         yield factory
     finally:

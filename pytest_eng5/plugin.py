@@ -201,7 +201,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"evidence={settings.evidence_dir}"
     )
     if settings.stack == "external" and not (settings.dsn() or dsn_from_env(os.environ)):
-        from pytest_eng5.stack.external import NO_DATABASE
+        from pytest_eng5.stack_requests import NO_DATABASE
 
         header += f"\neng5: {NO_DATABASE}"
     return header
@@ -256,7 +256,7 @@ def eng5_stack(
 
     One stack per xdist worker; every process it starts is stopped at the end.
     """
-    from pytest_eng5.stack.session import session_stack
+    from pytest_eng5.stack_requests import session_stack
 
     settings = get_settings(pytestconfig)
     try:

@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kafka != "apache" and (args.kafka_brokers or args.kafka_version):
         parser.error("--kafka-brokers and --kafka-version need --kafka apache")
     from pytest_eng5.stack.session import running_stack
+    from pytest_eng5.stack_requests import session_request
 
     try:
         settings = resolve_settings(
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="eng5-stack-") as workdir,
-            running_stack(settings, Path(workdir)) as stack,
+            running_stack(session_request(settings, Path(workdir))) as stack,
         ):
             facts: dict[str, object] = {
                 "kafka": settings.kafka,

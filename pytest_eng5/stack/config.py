@@ -1,4 +1,5 @@
-"""Settings of the infrastructure stack (Kafka + PostgreSQL), validated when built.
+"""The stack's own configuration (Kafka + PostgreSQL, the reference services), validated when
+built. The pytest glue maps the session settings onto it (``pytest_eng5.stack_requests``).
 
 Secrets (the SASL password, an external DSN) are typed (``SecretStr``: never in a ``repr``)
 and registered with :mod:`pytest_eng5.redact` as soon as a config holds them.
@@ -19,10 +20,16 @@ from pytest_eng5.core import (
     KafkaProvider,
     StackKind,
 )
-from pytest_eng5.core.names import APACHE_BROKER_COUNTS, SASL_MECHANISMS, SECURITY_PROTOCOLS
+from pytest_eng5.core.names import (
+    APACHE_BROKER_COUNTS,
+    DEFAULT_JUDGE,
+    MAX_PAIRWISE_COMPARISONS,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    JudgeName,
+)
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
-from pytest_eng5.settings import Eng5Settings
 
 #: The HuleEdu contract topics the stack creates at start (embedded and testcontainers).
 DEFAULT_TOPICS: tuple[str, ...] = CONTRACT_TOPICS
@@ -178,36 +185,10 @@ class StackConfig:
         # An external stack's endpoints are checked all at once by stack/external.py.
 
 
-def security_settings(
-    settings: Eng5Settings,
-) -> tuple[str, str | None, str | None, SecretStr | None, str | None]:
-    """The Kafka security settings in :class:`KafkaSecurity`'s order."""
-    cafile = settings.kafka_ssl_cafile
-    return (
-        settings.kafka_security_protocol,
-        settings.kafka_sasl_mechanism,
-        settings.kafka_sasl_username,
-        settings.kafka_sasl_password,
-        str(cafile) if cafile else None,
-    )
+@dataclass(frozen=True)
+class ServicesConfig:
+    """The reference services a stack starts on its infrastructure: the judge, CJ's cap."""
 
-
-def stack_config(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackConfig:
-    """Map the session settings onto the infrastructure configuration."""
-    idempotence = {"auto": None, "on": True, "off": False}[settings.kafka_idempotence]
-    security = KafkaSecurity(*security_settings(settings))
-    return StackConfig(
-        kind=settings.stack,
-        workdir=workdir,
-        log_dir=log_dir,
-        start_timeout=settings.start_timeout,
-        kafka_bootstrap=settings.kafka_bootstrap,
-        kafka_security=security,
-        kafka_idempotence=idempotence,
-        postgres_dsn=settings.postgres_dsn,
-        kafka_image=settings.kafka_image,
-        postgres_image=settings.postgres_image,
-        kafka_provider=settings.kafka,
-        kafka_brokers=settings.kafka_brokers,
-        kafka_version=settings.kafka_version,
-    )
+    judge: JudgeName = DEFAULT_JUDGE
+    judge_seed: int = 0
+    max_pairwise_comparisons: int = MAX_PAIRWISE_COMPARISONS

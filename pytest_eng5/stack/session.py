@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,12 @@ from pytest_eng5.core.dsn import CJ_DATABASE, CJ_DATABASE_NAME_VARIABLE
 from pytest_eng5.core.urls import content_base
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import register_secret
-from pytest_eng5.settings import Eng5Settings
-from pytest_eng5.stack.config import DEFAULT_TOPIC_PARTITIONS, stack_config
+from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.external import ExternalRequest, check_external_stack
 from pytest_eng5.stack.infra import Infrastructure, running_infrastructure
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.postgres import CONTENT_DATABASE, HuleeduDatabases
+from pytest_eng5.stack.request import StackRequest
 from pytest_eng5.stack.services import ReferenceServices, start_reference_services
 
 
@@ -146,32 +147,20 @@ def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def worker_name() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
-
-
 @contextmanager
-def running_stack(
-    settings: Eng5Settings,
-    workdir: Path,
-    *,
-    log_dir: Path | None = None,
-    topic_partitions: int = DEFAULT_TOPIC_PARTITIONS,
-    reference_services: bool = True,
-) -> Iterator[StackContext]:
-    """Start the configured stack; stop everything it started on exit (also on Ctrl-C).
+def running_stack(request: StackRequest) -> Iterator[StackContext]:
+    """Start the requested stack; stop everything it started on exit (also on Ctrl-C).
 
-    ``log_dir`` defaults to ``<evidence_dir>/stack-logs/<worker>``; ``reference_services=False``
-    starts Kafka and PostgreSQL only (no reference services).
+    ``request.services`` None starts Kafka and PostgreSQL only (no reference services); an
+    external stack starts nothing and is checked at once (``stack/external.py``).
     """
-    log_dir = log_dir or settings.evidence_dir / "stack-logs" / worker_name()
-    if settings.stack == "external":
-        yield _external_context(settings, workdir, log_dir)
+    config = request.config
+    if config.kind == "external":
+        yield _external_context(config, request.external)
         return
-    config = replace(stack_config(settings, workdir, log_dir), topic_partitions=topic_partitions)
     with running_infrastructure(config) as infra:
-        if not reference_services:
-            yield _infrastructure_context(settings, infra, log_dir)
+        if request.services is None:
+            yield _infrastructure_context(config, infra)
             return
         given = settings.reference_jwt_secret
         jwt_secret = given.get_secret_value() if given else secrets.token_hex(32)
@@ -181,15 +170,15 @@ def running_stack(
             postgres_dsn=infra.postgres.dsn,
             content_dsn=infra.postgres.content_dsn,
             jwt_secret=jwt_secret,
-            log_dir=log_dir,
-            timeout=settings.start_timeout,
-            judge=settings.judge,
-            judge_seed=settings.judge_seed,
-            max_pairwise_comparisons=settings.cj_max_comparisons,
+            log_dir=config.log_dir,
+            timeout=config.start_timeout,
+            judge=request.services.judge,
+            judge_seed=request.services.judge_seed,
+            max_pairwise_comparisons=request.services.max_pairwise_comparisons,
         )
         try:
             yield StackContext(
-                kind=settings.stack,
+                kind=config.kind,
                 kafka=infra.kafka,
                 postgres_dsn=infra.postgres.dsn,
                 cj_url=services.cj_url,
@@ -199,7 +188,7 @@ def running_stack(
                     "ENVIRONMENT": "development",
                     **infra.postgres.huleedu_env(),
                 },
-                log_dir=log_dir,
+                log_dir=config.log_dir,
                 infrastructure=infra,
                 services=services,
                 pids=[*infra.pids, *(p.pid for p in services.processes)],
@@ -209,41 +198,34 @@ def running_stack(
             services.stop()
 
 
-def _infrastructure_context(
-    settings: Eng5Settings, infra: Infrastructure, log_dir: Path
-) -> StackContext:
+def _infrastructure_context(config: StackConfig, infra: Infrastructure) -> StackContext:
     return StackContext(
-        kind=settings.stack,
+        kind=config.kind,
         kafka=infra.kafka,
         postgres_dsn=infra.postgres.dsn,
         cj_url=None,
         content_url=None,
         env=dict(infra.postgres.huleedu_env()),
-        log_dir=log_dir,
+        log_dir=config.log_dir,
         infrastructure=infra,
         pids=list(infra.pids),
         databases=infra.postgres.tcp,
     )
 
 
-def _external_context(settings: Eng5Settings, workdir: Path, log_dir: Path) -> StackContext:
-    from pytest_eng5.stack.external import check_external_stack
-
-    checked = check_external_stack(settings, workdir, log_dir)
+def _external_context(config: StackConfig, external: ExternalRequest | None) -> StackContext:
+    if external is None:
+        raise ConfigurationError(
+            "an external stack needs the operator's CJ and Content services",
+            next_step="give the StackRequest an ExternalRequest with their URLs",
+        )
+    checked = check_external_stack(config, external)
     return StackContext(
         kind="external",
         kafka=checked.kafka,
         postgres_dsn=checked.postgres_dsn,
-        cj_url=settings.cj_url,
-        content_url=settings.content_url,
+        cj_url=checked.cj_url,
+        content_url=checked.content_url,
         env=runner_env(os.environ),
-        log_dir=log_dir,
+        log_dir=config.log_dir,
     )
-
-
-@contextmanager
-def session_stack(settings: Eng5Settings, tmp_path_factory: Any) -> Iterator[StackContext]:
-    """The pytest session's stack (one per xdist worker, see ``stack/infra.py``)."""
-    workdir = Path(tmp_path_factory.mktemp("eng5-stack"))
-    with running_stack(settings, workdir) as context:
-        yield context

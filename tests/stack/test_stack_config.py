@@ -11,10 +11,10 @@ from pydantic import SecretStr
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import MASK, redact
 from pytest_eng5.settings_sources import resolve_settings
-from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig, stack_config
-from pytest_eng5.stack.external import check_external_stack
+from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port, port_is_free, require_free_port
+from pytest_eng5.stack_requests import check_external_settings, stack_config
 
 
 def test_default_topics_are_the_six_contract_topics() -> None:
@@ -103,7 +103,7 @@ def test_external_stack_names_every_missing_setting_and_needs_no_database(
 ) -> None:
     settings = resolve_settings({"stack": "external"}, {}, {})
     with pytest.raises(ConfigurationError) as info:
-        check_external_stack(settings, tmp_path, tmp_path, environ={})
+        check_external_settings(settings, tmp_path, tmp_path, environ={})
     message = info.value.message
     for flag in ("KAFKA_BOOTSTRAP_SERVERS", "CJ_SERVICE_URL", "CONTENT_SERVICE_URL"):
         assert f"{flag} is not set" in message
@@ -115,7 +115,7 @@ def test_kafka_security_problems_are_reported_with_every_other_problem(tmp_path:
     cli = {"stack": "external", "kafka_ssl_cafile": str(cafile)}
     settings = resolve_settings(cli, {}, {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})
     with pytest.raises(ConfigurationError) as info:
-        check_external_stack(settings, tmp_path, tmp_path, environ={})
+        check_external_settings(settings, tmp_path, tmp_path, environ={})
     message = info.value.message
     for problem in (
         "SASL_SSL needs a SASL mechanism, got None",

@@ -16,9 +16,9 @@ from stack_checks import dead_within, kafka_round_trip, partition_counts, pid_al
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stack.config import DEFAULT_TOPICS
-from pytest_eng5.stack.factory import StackFactory
 from pytest_eng5.stack.postgres_embedded import EmbeddedPostgres
 from pytest_eng5.stack.tansu import EmbeddedKafka
+from pytest_eng5.stack_requests import Eng5StackFactory
 
 INFRA_ONLY = {"stack": "embedded", "kafka": "tansu", "services": False}
 
@@ -39,9 +39,9 @@ async def test_equal_arguments_give_the_running_stack_with_its_partitions(
 
 
 @pytest.fixture
-def own_factory(tmp_path: Path) -> Iterator[StackFactory]:
+def own_factory(tmp_path: Path) -> Iterator[Eng5StackFactory]:
     """A factory of the test's own: its stacks are shared with no other test, so they may die."""
-    factory = StackFactory(Eng5Settings(), tmp_path)
+    factory = Eng5StackFactory(Eng5Settings(), tmp_path)
     try:
         yield factory
     finally:
@@ -49,7 +49,7 @@ def own_factory(tmp_path: Path) -> Iterator[StackFactory]:
 
 
 @pytest.mark.asyncio
-async def test_a_stack_whose_broker_died_is_replaced(own_factory: StackFactory) -> None:
+async def test_a_stack_whose_broker_died_is_replaced(own_factory: Eng5StackFactory) -> None:
     stack = own_factory(**INFRA_ONLY)
     assert stack.infrastructure is not None
     (broker,) = [h for h in stack.infrastructure.processes if isinstance(h, EmbeddedKafka)]
@@ -65,7 +65,7 @@ async def test_a_stack_whose_broker_died_is_replaced(own_factory: StackFactory) 
 
 
 @pytest.mark.asyncio
-async def test_a_stack_whose_postgres_died_is_replaced(own_factory: StackFactory) -> None:
+async def test_a_stack_whose_postgres_died_is_replaced(own_factory: Eng5StackFactory) -> None:
     stack = own_factory(**INFRA_ONLY)
     assert stack.infrastructure is not None
     (postgres,) = [h for h in stack.infrastructure.processes if isinstance(h, EmbeddedPostgres)]
@@ -93,7 +93,7 @@ def test_each_call_resets_the_fault_knobs_to_its_own(eng5_stack_factory: Any) ->
 
 
 def test_close_stops_every_stack_it_started(tmp_path: Path) -> None:
-    factory = StackFactory(Eng5Settings(), tmp_path)
+    factory = Eng5StackFactory(Eng5Settings(), tmp_path)
     first = factory(**INFRA_ONLY)
     second = factory(partitions=2, **INFRA_ONLY)
     pids = [*first.pids, *second.pids]

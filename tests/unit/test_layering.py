@@ -29,6 +29,19 @@ def test_importing_the_stack_loads_neither_numpy_nor_scipy(module: str) -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_the_whole_stack_loads_without_the_pytest_shaped_settings() -> None:
+    modules = ("session", "factory", "external", "request", "config")
+    probe = (
+        "import json, sys, importlib; "
+        f"[importlib.import_module('pytest_eng5.stack.' + m) for m in {modules!r}]; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pytest_eng5.settings'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout) == []
+
+
 def test_the_layers_share_one_definition_of_each_name() -> None:
     assert orchestrator.RUNNER_FALLBACK_GRADE_SCALE is core.RUNNER_FALLBACK_GRADE_SCALE
     assert intake.DEFAULT_GRADE_SCALE is core.DEFAULT_GRADE_SCALE

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.settings import Eng5Settings, SettingsError
-from pytest_eng5.stack.factory import STACK_SETTINGS, stack_request
+from pytest_eng5.stack.request import StackRequest
+from pytest_eng5.stack_requests import STACK_SETTINGS
+from pytest_eng5.stack_requests import stack_request as request_for
 
 BASE = Eng5Settings()
+ROOT = Path("eng5-stacks")
+
+
+def stack_request(base: Eng5Settings, **arguments: Any) -> StackRequest:
+    return request_for(base, ROOT, **arguments)
 
 
 def test_every_stack_setting_is_a_declared_setting() -> None:
@@ -22,11 +31,13 @@ def test_keywords_become_the_settings_they_name() -> None:
     request = stack_request(
         BASE, partitions=2, judge="COIN_FLIP", faults={"cj-worker": {"judge_delay_ms": 5}}
     )
-    assert request.settings.judge == "coin_flip", "choices are case-insensitive, as on the CLI"
-    assert request.partitions == 2
+    assert request.services is not None
+    assert request.services.judge == "coin_flip", "choices are case-insensitive, as on the CLI"
+    assert request.config.topic_partitions == 2
     assert request.faults == {"cj-worker": {"judge_delay_ms": 5}}
     cluster = stack_request(BASE, kafka="apache", brokers=1)
-    assert (cluster.settings.kafka, cluster.settings.kafka_brokers) == ("apache", 1)
+    assert (cluster.config.kafka_provider, cluster.config.kafka_brokers) == ("apache", 1)
+    assert stack_request(BASE, services=False).services is None
 
 
 def test_an_unknown_setting_is_named() -> None:
