@@ -260,14 +260,6 @@ class Eng5Settings(StackSettings):
         return self
 
     @property
-    def await_completion(self) -> bool:
-        return not self.no_await and not self.no_kafka
-
-    @property
-    def upload_cache_path(self) -> Path:
-        return self.cache_file or self.evidence_dir / "content_upload_cache.json"
-
-    @property
     def comparison_budget(self) -> int:
         """What CJ will use: the requested budget, capped by CJ's own cap."""
         if self.max_comparisons is None:

@@ -10,12 +10,14 @@ import pytest
 
 PROJECT_CONFTEST = Path(__file__).resolve().parents[2] / "conftest.py"
 SHOW = """
+from pytest_eng5.runner import RunConfig
+
 def test_show(eng5_settings, tmp_path_factory):
     print("EVIDENCE=" + str(eng5_settings.evidence_dir))
     print("UNDER_TMP=" + str(eng5_settings.evidence_dir.is_relative_to(
         tmp_path_factory.getbasetemp())))
-    print("CACHE_UNDER=" + str(eng5_settings.upload_cache_path.is_relative_to(
-        eng5_settings.evidence_dir)))
+    cache = RunConfig.from_values(eng5_settings.run_values()).upload_cache_path
+    print("CACHE_UNDER=" + str(cache.is_relative_to(eng5_settings.evidence_dir)))
 """
 
 

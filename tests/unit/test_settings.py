@@ -18,8 +18,10 @@ def test_defaults() -> None:
     settings = resolve_settings({}, {}, {})
     assert settings.stack == "embedded"
     assert settings.assets == SAMPLE_ASSETS
-    assert settings.await_completion
-    assert settings.upload_cache_path == Path("eng5-evidence/content_upload_cache.json")
+    config = RunConfig.from_values(settings.run_values())
+    assert config.await_completion
+    assert config.upload_cache_path == Path("eng5-evidence/content_upload_cache.json")
+    assert not hasattr(settings, "upload_cache_path"), "the runner's RunConfig derives it, once"
 
 
 def test_precedence_cli_env_ini_default() -> None:
