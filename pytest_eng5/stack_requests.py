@@ -156,7 +156,12 @@ def session_request(
         config, external = _external(settings, workdir, log_dir, environ)
         return StackRequest(config, None, external)
     config = stack_config(settings, workdir, log_dir, topic_partitions=topic_partitions)
-    reference = ServicesConfig(settings.judge, settings.judge_seed, settings.cj_max_comparisons)
+    reference = ServicesConfig(
+        settings.judge,
+        settings.judge_seed,
+        settings.cj_max_comparisons,
+        settings.reference_jwt_secret,
+    )
     return StackRequest(config, reference if services else None, None, dict(faults or {}))
 
 

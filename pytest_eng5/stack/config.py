@@ -187,8 +187,10 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class ServicesConfig:
-    """The reference services a stack starts on its infrastructure: the judge, CJ's cap."""
+    """The reference services a stack starts on its infrastructure: the judge, CJ's cap, the
+    JWT secret of their admin routes (None: a new random one per stack)."""
 
     judge: JudgeName = DEFAULT_JUDGE
     judge_seed: int = 0
     max_pairwise_comparisons: int = MAX_PAIRWISE_COMPARISONS
+    jwt_secret: SecretStr | None = None

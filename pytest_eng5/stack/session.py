@@ -162,7 +162,7 @@ def running_stack(request: StackRequest) -> Iterator[StackContext]:
         if request.services is None:
             yield _infrastructure_context(config, infra)
             return
-        given = settings.reference_jwt_secret
+        given = request.services.jwt_secret
         jwt_secret = given.get_secret_value() if given else secrets.token_hex(32)
         register_secret(jwt_secret)
         services = start_reference_services(

@@ -175,6 +175,11 @@ def test_the_reference_services_jwt_secret_is_a_declared_env_only_secret() -> No
     value = getattr(resolve_settings({spec.name: "from-argv-1"}, {}, env), spec.name)
     assert isinstance(value, SecretStr)
     assert value.get_secret_value() == "reference-secret-1"
+    from pytest_eng5.stack_requests import session_request
+
+    request = session_request(resolve_settings({}, {}, env), Path("work"), Path("logs"))
+    assert request.services is not None
+    assert request.services.jwt_secret == value, "the reference services get it"
 
 
 def test_the_stack_cli_takes_only_the_credentials_from_the_environment() -> None:
