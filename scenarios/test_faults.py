@@ -185,7 +185,7 @@ def test_two_runs_in_parallel_share_one_cache(eng5_runner_factory, sample, own_c
 def test_sigint_during_await_keeps_the_evidence(
     eng5_stack, eng5_settings, clean_faults, sample, tmp_path
 ) -> None:
-    clean_faults.set_faults("cj-worker", judge_delay_ms=100)
+    clean_faults.set_faults("cj-worker", judge_delay_ms=400)  # the batch outlasts the signal
     evidence = tmp_path / "evidence"
     settings = eng5_settings.merged(
         **sample,
@@ -209,8 +209,10 @@ def test_sigint_during_await_keeps_the_evidence(
     )
     try:
         event_file = _await_first_event(child, evidence, timeout=60)
+        state = signal_state(child.pid)
         child.send_signal(signal.SIGINT)
         output, _ = child.communicate(timeout=30)
+        output += f"\n[before the signal: {state}]"
     finally:
         if child.poll() is None:
             child.kill()
@@ -229,7 +231,7 @@ def test_sigint_during_await_keeps_the_evidence(
 
 INTERRUPTED_MODULE = """
 def test_interrupted_run(eng5_stack, eng5_runner_factory, eng5_sample_assignment):
-    eng5_stack.set_faults("cj-worker", judge_delay_ms=200)
+    eng5_stack.set_faults("cj-worker", judge_delay_ms=400)
     eng5_runner_factory(
         assignment_id=eng5_sample_assignment.assignment_id,
         course_id=eng5_sample_assignment.course_id,
@@ -256,8 +258,10 @@ def interrupt_session(tmp_path: Path, signum: int, *pytest_args: str) -> tuple[i
     )
     try:
         event_file = _await_first_event(child, evidence, timeout=120)
+        state = signal_state(child.pid)
         os.killpg(child.pid, signum)
         output, _ = child.communicate(timeout=60)
+        output += f"\n[before the signal: {state}]"
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
@@ -355,6 +359,20 @@ def test_essays_cj_could_not_fetch_are_named_not_completed(
     assert info.value.missing == (sent_id,)
     status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
     assert (status["outcome"], status["missing_essay_ids"]) == ("essays_missing", [sent_id])
+
+
+def signal_state(pid: int) -> str:
+    """The child's and this process's blocked/ignored/caught signal masks, for a failure
+    message: a child that ignores or blocks the signal finishes its batch instead."""
+    masks = []
+    for who, path in (("child", f"/proc/{pid}/status"), ("test", "/proc/self/status")):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        found = [line.replace("\t", "=") for line in lines if line.startswith(("SigBlk", "SigIgn"))]
+        masks.append(f"{who}: {' '.join(found)}")
+    return "; ".join(masks)
 
 
 def _await_first_event(child: subprocess.Popen[str], evidence: Path, *, timeout: float) -> Path:
