@@ -3,11 +3,14 @@ the configured limit, fails with the value and the threshold."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from pytest_eng5.errors import GateError
+from pytest_eng5.runner.seeding import seed_assignment_at
+from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_COURSE_ID
 
 pytestmark = pytest.mark.eng5_scenario("gates")
 
@@ -43,16 +46,34 @@ def test_tau_b_gate_on_anchor_alignment(eng5_runner_factory) -> None:
     assert (runner.last_result.evidence_dir / "alignment.md").is_file()
 
 
+@pytest.fixture(scope="module")
+def roomy_stack(eng5_stack_factory):
+    """A stack whose CJ allows 400 comparisons (the session's allows HuleEdu's 120), with the
+    sample assignment seeded."""
+    stack = eng5_stack_factory(cj_max_comparisons=400)
+    asyncio.run(seed_assignment_at(stack.cj_url, stack.env, SAMPLE_ASSETS, assignment_id="roomy"))
+    return stack
+
+
 def test_position_bias_gate_catches_a_judge_that_prefers_the_first_essay(
-    eng5_runner_factory, sample, own_cache
+    eng5_stack_runner_factory, roomy_stack, own_cache
 ) -> None:
     # The reference provider's "first-bias" mock model adds a logit of 0.8 for essay A: about
-    # 0.62 of the wins go to essay A on the sample set (SD of the share ≈ 0.035 at 200).
-    settings = {**sample, **own_cache, "max_comparisons": 200, "max_position_bias": 0.02}
-    runner = eng5_runner_factory(**settings, llm_model="eng5-text-features-first-bias")
+    # 0.65 of the wins go to essay A on the sample set (SD of the share ≈ 0.024 at 400, so a
+    # share within the gate's 0.02 of a half is five SDs away).
+    runner = eng5_stack_runner_factory(
+        roomy_stack,
+        **own_cache,
+        assignment_id="roomy",
+        course_id=SAMPLE_COURSE_ID,
+        max_comparisons=400,
+        max_position_bias=0.02,
+        llm_model="eng5-text-features-first-bias",
+    )
     with pytest.raises(GateError, match="first-presented essay won") as info:
         runner.execute()
     statistics = runner.last_result.statistics
+    assert statistics["position"]["n"] > 300, "the roomy stack's cap let the budget through"
     assert statistics["position_bias"] > 0.52
     assert statistics["position_bias_ci_low"] < statistics["position_bias"]
     assert f"won {statistics['position_bias']:.3f} of the comparisons" in str(info.value)
