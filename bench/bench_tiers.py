@@ -82,9 +82,11 @@ async def collector_throughput(kafka: KafkaEndpoint, events: int) -> dict[str, f
     finally:
         await producer.stop()
     started = time.perf_counter()
-    await collector.wait(120)
+    run = await collector.wait(120)
     elapsed = time.perf_counter() - started
     await collector.close()
+    if len(run.callbacks) != events:
+        raise SystemExit(f"the collector read {len(run.callbacks)} of {events} callbacks")
     return {"events": events, "read_s": elapsed, "events_per_s": (events + 2) / elapsed}
 
 

@@ -197,13 +197,7 @@ class BatchCollector:
             except KafkaError as exc:
                 run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
                 raise self._read_error(exc) from exc
-            for partition, records in batches.items():
-                for record in records:
-                    event = self._filter.handle(
-                        partition.topic, partition.partition, record.offset, record.value or b""
-                    )
-                    if event is not None and self._on_event is not None:
-                        self._on_event(event)
+            self._handle(batches)
             self._raise_if_failed()
             if any(batches.values()):
                 self._broker_watch.saw_records()
@@ -223,6 +217,7 @@ class BatchCollector:
                         result_seen=run.result is not None,
                     )
                 )
+        await self._drain(consumer, deadline)
         run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
         if self.evidence is not None:
             self.evidence.log.info(
@@ -230,6 +225,46 @@ class BatchCollector:
                 extra={"observed_events": run.observed_events, "durations": run.durations},
             )
         return run
+
+    def _handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        for partition, records in batches.items():
+            for record in records:
+                event = self._filter.handle(
+                    partition.topic, partition.partition, record.offset, record.value or b""
+                )
+                if event is not None and self._on_event is not None:
+                    self._on_event(event)
+
+    async def _drain(self, consumer: AIOKafkaConsumer, deadline: float) -> None:
+        """Read every partition up to the end it has now that the batch finished.
+
+        CJ publishes its completion after the callbacks it counted, but on other topics, and a
+        fetch of the completion's partition can overtake thousands of callbacks (a re-attach
+        reads them all from history): without this the record would miss some of them.
+        """
+        partitions = sorted(consumer.assignment())
+        try:
+            ends = await consumer.end_offsets(partitions)
+            while True:
+                behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
+                remaining = deadline - time.monotonic()
+                if not behind or remaining <= 0:
+                    break
+                poll_ms = max(1, int(min(remaining, _MAX_POLL_SECONDS) * 1000))
+                self._handle(await consumer.getmany(*behind, timeout_ms=poll_ms))
+        except KafkaError as exc:
+            behind = partitions
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "the await timeout ran out"
+        if behind and self.evidence is not None:
+            self.evidence.log.warning(
+                "collector_drain_incomplete",
+                extra={
+                    "reason": reason,
+                    "partitions": [f"{tp.topic}[{tp.partition}]" for tp in behind],
+                },
+            )
 
     def _raise_if_failed(self) -> None:
         run = self.collected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -287,6 +288,43 @@ async def test_duplicates_and_malformed_are_skipped_counted_and_kept(
     assert any("status" in reason for reason in reasons)
     assert sum(1 for line in lines if line.get("duplicate")) == 1
     assert any(line.get("raw") == "{not json" for line in lines)
+
+
+@pytest.mark.asyncio
+async def test_every_callback_before_the_completion_is_collected(
+    eng5_stack_factory: Any, tmp_path: Path
+) -> None:
+    """A collector that finds the batch already finished (as a re-attach does) reads the
+    completion's partition at once, but still every callback produced before it."""
+    # a broker of its own (one partition per topic): Tansu 0.6 reports end offsets behind the
+    # offsets it gave batched records, so this backlog would reach later tests' collectors
+    tansu_bootstrap = eng5_stack_factory(services=False, partitions=1).kafka.bootstrap
+    identity = BatchIdentity.new("integration-backlog")
+    callbacks = 2000
+    async with BatchCollector(
+        identity, consumer_kwargs=_consumer_kwargs(tansu_bootstrap), evidence=None
+    ) as collector:
+        producer = AIOKafkaProducer(bootstrap_servers=tansu_bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(
+                    CALLBACK_TOPIC, json.dumps(callback(identity.batch_id, f"E{i}", "E0")).encode()
+                )
+                for i in range(1, callbacks + 1)
+            ]
+            await asyncio.gather(*sent)
+            await producer.send_and_wait(
+                COMPLETED_TOPIC, json.dumps(completion(identity.batch_id)).encode()
+            )
+            await producer.send_and_wait(
+                RESULT_TOPIC, json.dumps(result(identity.batch_id, ["E0", "E1"])).encode()
+            )
+        finally:
+            await producer.stop()
+        run = await collector.wait(WAIT_SECONDS)
+    assert run.completion is not None
+    assert len(run.callbacks) == callbacks
 
 
 @pytest.mark.asyncio

@@ -92,6 +92,12 @@ class _ScriptedConsumer:
     async def topics(self) -> set[str]:
         return {COMPLETED_TOPIC}
 
+    def assignment(self) -> set[TopicPartition]:
+        return set()  # nothing left to drain once the batch finished
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {}
+
 
 class _BrokerGoneConsumer(_ScriptedConsumer):
     """Fetches return nothing (as aiokafka's do when the broker stops); each metadata request
