@@ -26,10 +26,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pytest_eng5.core import CALLBACK_TOPIC, REQUEST_TOPIC
 from pytest_eng5.errors import PublishError
-from pytest_eng5.fixtures import SAMPLE_COURSE_ID
 from pytest_eng5.runner.config import RunHooks
 from pytest_eng5.runner.seeding import seed_assignment_at
-from pytest_eng5.sample_data import SAMPLE_ASSETS
+from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_COURSE_ID
 from pytest_eng5.scenarios.support import FAST_BUDGET
 from pytest_eng5.stack import apache_faults as faults
 from pytest_eng5.stack.config import DEFAULT_TOPICS

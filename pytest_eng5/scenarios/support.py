@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pytest_eng5.contracts import REQUEST_TOPIC, EventEnvelope
 from pytest_eng5.core import RUNNER_FALLBACK_GRADE_SCALE
 from pytest_eng5.core.kafka_metadata import topic_partitions
-from pytest_eng5.fixtures import SampleAssignment
 from pytest_eng5.runner.auth import mint_dev_token
 from pytest_eng5.runner.seeding import seed_assignment_at
+from pytest_eng5.runner_handle import SampleAssignment
 from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 #: the fixtures a scenario folder's conftest.py brings in with ``from ... import *``
