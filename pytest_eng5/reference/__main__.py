@@ -22,6 +22,7 @@ from pytest_eng5.core.process import REFERENCE_DSN_ENV, REFERENCE_FAULTS_DSN_ENV
 from pytest_eng5.redact import RedactingFilter, register_secret
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
+from pytest_eng5.reference.serving import uvicorn_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +71,7 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(app: Starlette, args: argparse.Namespace) -> None:
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=args.host,
         port=args.port or 0,

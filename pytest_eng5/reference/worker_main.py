@@ -32,6 +32,7 @@ from pytest_eng5.core.names import DEFAULT_JUDGE, JUDGE_NAMES, MAX_PAIRWISE_COMP
 from pytest_eng5.core.process import REFERENCE_DSN_ENV
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.redact import RedactingFilter, register_secret
+from pytest_eng5.reference.serving import uvicorn_config
 from pytest_eng5.reference.worker import CJWorker
 from pytest_eng5.reference.worker_settings import WorkerSettings
 
@@ -109,7 +110,7 @@ class _QuietServer(uvicorn.Server):
 
 async def _serve(settings: WorkerSettings, health_port: int | None, health_fd: int | None) -> int:
     worker = CJWorker(settings)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         create_health_app(worker),
         host="127.0.0.1",
         port=health_port or 0,

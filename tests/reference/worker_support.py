@@ -30,6 +30,7 @@ from pytest_eng5.contracts.grade_scales import grade_from_filename
 from pytest_eng5.contracts.topics import CONTRACT_TOPICS, REQUEST_TOPIC
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.faults import FaultConfig, write_faults
+from pytest_eng5.reference.serving import uvicorn_config
 from pytest_eng5.stack.infra import Infrastructure
 from pytest_eng5.stack.ports import free_port as free_port  # re-exported for the worker tests
 
@@ -51,7 +52,7 @@ class ServerThread:
     """
 
     def __init__(self, app: Starlette) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        config = uvicorn_config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.port = 0
