@@ -1,21 +1,30 @@
-"""Fixtures for the reference-service contract tests: the session's embedded PostgreSQL, the apps
-under uvicorn on free 127.0.0.1 ports (background threads), clean tables per test, admin tokens."""
+"""Fixtures for the reference-service tests.
+
+The contract tests: the session's embedded PostgreSQL, the apps under uvicorn on free 127.0.0.1
+ports (background threads), clean tables per test, admin tokens. The worker tests
+(``test_worker_*``): ``infra`` (Tansu with one partition per topic, PostgreSQL and a Content
+Service), a ``db`` connection to it, and ``start_worker`` for in-process workers.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import jwt
 import pytest
+import pytest_asyncio
 from starlette.applications import Starlette
-from worker_support import ServerThread
+from worker_support import Infra, ServerThread, WorkerFactory, set_faults, start_infra, stop_infra
 
 from pytest_eng5.reference.cj_app import create_cj_app
 from pytest_eng5.reference.content_app import create_content_app
+from pytest_eng5.reference.faults import FaultConfig
+from pytest_eng5.reference.worker import CJWorker
+from pytest_eng5.reference.worker_settings import WorkerSettings
 from pytest_eng5.stack.infra import Infrastructure
 from pytest_eng5.stack.readiness import run_coroutine
 
@@ -150,3 +159,51 @@ def serve() -> Iterator[Callable[[Starlette], str]]:
 def jwt_secret() -> str:
     """The key the session's CJ API verifies admin tokens with."""
     return JWT_SECRET
+
+
+# --------------------------------------------------------------------------- worker tests
+
+
+@pytest.fixture(scope="module")
+def infra(eng5_stack_factory: Any) -> Iterator[Infra]:
+    stack = eng5_stack_factory(stack="embedded", kafka="tansu", services=False)
+    started = start_infra(stack.infrastructure)
+    try:
+        yield started
+    finally:
+        stop_infra(started)
+
+
+@pytest_asyncio.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(infra.dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def start_worker(infra: Infra) -> AsyncIterator[WorkerFactory]:
+    """Start in-process workers (faults cleared first); all are stopped at the end."""
+    workers: list[CJWorker] = []
+
+    async def factory(**overrides: Any) -> CJWorker:
+        settings = WorkerSettings(
+            bootstrap_servers=infra.bootstrap,
+            dsn=infra.dsn,
+            content_url=infra.content_url,
+            **overrides,
+        )
+        worker = CJWorker(settings)
+        workers.append(worker)
+        await worker.__aenter__()
+        return worker
+
+    await set_faults(infra.dsn, FaultConfig())
+    try:
+        yield factory
+    finally:
+        for worker in workers:
+            await worker.__aexit__(None, None, None)
+        await set_faults(infra.dsn, FaultConfig())

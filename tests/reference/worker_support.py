@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +27,16 @@ from pytest_eng5.contracts.events import (
     SystemProcessingMetadata,
 )
 from pytest_eng5.contracts.grade_scales import grade_from_filename
-from pytest_eng5.contracts.topics import CONTRACT_TOPICS, REQUEST_TOPIC
+from pytest_eng5.contracts.topics import (
+    CONTRACT_TOPICS,
+    REQUEST_TOPIC,
+    RESOURCE_TOPIC,
+    RESULT_TOPIC,
+)
 from pytest_eng5.reference.content_app import create_content_app
 from pytest_eng5.reference.faults import FaultConfig, write_faults
 from pytest_eng5.reference.serving import uvicorn_config
+from pytest_eng5.reference.worker import CJWorker
 from pytest_eng5.stack.infra import Infrastructure
 from pytest_eng5.stack.ports import free_port as free_port  # re-exported for the worker tests
 
@@ -39,6 +45,20 @@ OUTPUT_TOPICS = tuple(topic for topic in CONTRACT_TOPICS if topic != REQUEST_TOP
 LEGACY_SCALE = "eng5_np_legacy_9_step"
 SERVER_START_TIMEOUT_S = 20.0
 SERVER_STOP_TIMEOUT_S = 10.0
+EVENT_TIMEOUT_S = 60.0
+SMALL_TEXTS = [
+    "Phones are bad. I think so.",
+    "Phones in school can help learning, however they also distract students in class.",
+    "In my opinion phones should be allowed during breaks. For example, students can call "
+    "their parents. On the other hand, lessons need focus, therefore a fair rule is needed.",
+    "phones good i like",
+    "Mobile phones are useful tools. Although some teachers disagree, they can help us search "
+    "for information quickly and practise vocabulary.",
+    "I dont think phones is good becaus we play games.",
+]
+
+#: The ``start_worker`` fixture: ``await start_worker(**settings_overrides)`` → a running worker.
+WorkerFactory = Callable[..., Awaitable[CJWorker]]
 
 
 # --------------------------------------------------------------------------- servers
@@ -365,3 +385,48 @@ async def publish_raw(bootstrap: str, value: bytes, *, topic: str = REQUEST_TOPI
         await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()
+
+
+# --------------------------------------------------------------------------- batch runs
+
+
+async def run_batch(
+    infra: Infra, request: EventEnvelope, *, terminal: tuple[str, ...] = (RESULT_TOPIC,)
+) -> EventTap:
+    """Publish ``request`` and wait until its batch has an event on one of ``terminal``."""
+    batch_id = str(request.data.entity_id)
+    tap = EventTap(infra.bootstrap)
+    await tap.start()
+    try:
+        await publish(infra.bootstrap, request)
+        await tap.wait_for(
+            lambda t: any(for_batch(t.envelopes(topic), batch_id) for topic in terminal),
+            EVENT_TIMEOUT_S,
+            f"terminal event for batch {batch_id}",
+        )
+        if RESULT_TOPIC in terminal and for_batch(tap.envelopes(RESULT_TOPIC), batch_id):
+            await tap.wait_for(
+                lambda t: bool(for_batch(t.envelopes(RESOURCE_TOPIC), batch_id)),
+                EVENT_TIMEOUT_S,
+                "resource event",
+            )
+    finally:
+        await tap.stop()
+    return tap
+
+
+def only(envelopes: list[EventEnvelope]) -> EventEnvelope:
+    assert len(envelopes) == 1, f"expected exactly one event, got {len(envelopes)}"
+    return envelopes[0]
+
+
+async def batch_state(db: asyncpg.Connection, bos_batch_id: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT u.id, u.status, u.completed_at, s.state, s.total_budget,"
+        " s.submitted_comparisons, s.completed_comparisons, s.failed_comparisons,"
+        " s.processing_metadata FROM cj_batch_uploads u JOIN cj_batch_states s"
+        " ON s.batch_id = u.id WHERE u.bos_batch_id = $1",
+        bos_batch_id,
+    )
+    assert row is not None, f"no cj batch rows for {bos_batch_id}"
+    return row
