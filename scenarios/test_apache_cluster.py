@@ -79,6 +79,7 @@ def runner_for(eng5_stack_runner_factory: Any, cluster_stack: StackContext, tmp_
         settings = {
             "assignment_id": "apache-cluster",
             "course_id": SAMPLE_COURSE_ID,
+            "assets": SAMPLE_ASSETS,  # the seeded assignment's essays, whatever is configured
             "max_comparisons": FAST_BUDGET,
             "completion_timeout": 150,
             "cache_file": tmp_path / "cache.json",

@@ -19,7 +19,7 @@ def test_one_student_ends_with_no_comparisons(
 ) -> None:
     """CJ finalises a batch of one student at once, as HuleEdu does: "completed", but with
     nothing compared it ranks nothing."""
-    runner = eng5_runner_factory(**sample, **own_cache, assets=asset_folder(students=1))
+    runner = eng5_runner_factory(**{**sample, **own_cache, "assets": asset_folder(students=1)})
     with pytest.raises(UnusableBatchError) as info:
         runner.execute()
     result = runner.last_result

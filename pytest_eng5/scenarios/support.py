@@ -97,10 +97,13 @@ def request_watch(eng5_stack: Any) -> RequestWatch:
 
 @pytest.fixture
 def sample(eng5_sample_assignment: SampleAssignment) -> dict[str, Any]:
-    """Run settings for the seeded sample assignment, with a budget that keeps runs short."""
+    """Run settings for the seeded sample assignment and the sample essays, with a budget that
+    keeps runs short. The scenarios' counts are the sample set's, so a configured asset folder
+    (``--eng5-assets``, ini or env) does not reach them: it is the main job's."""
     return {
         "assignment_id": eng5_sample_assignment.assignment_id,
         "course_id": eng5_sample_assignment.course_id,
+        "assets": SAMPLE_ASSETS,
         "max_comparisons": FAST_BUDGET,
     }
 

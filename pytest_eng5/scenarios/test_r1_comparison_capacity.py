@@ -53,7 +53,7 @@ def test_zero_students_fails_even_with_cj_anchors(
     eng5_runner_factory, eng5_stack, request_watch, sample, asset_folder
 ) -> None:
     uploads = eng5_stack.content_uploads()
-    runner = eng5_runner_factory(**sample, assets=asset_folder(students=0))
+    runner = eng5_runner_factory(**{**sample, "assets": asset_folder(students=0)})
     with pytest.raises(CapacityError, match="no student essays available") as info:
         runner.execute()
     assert "anchors: 12" in str(info.value)

@@ -17,7 +17,7 @@ def test_grade_not_on_the_assignment_scale_is_rejected_listing_the_scale(
     bare = make_assignment(with_anchors=False)
     assets = asset_folder(extra_anchors={"anchor_essay_eng_5_17_vt_013_A+.txt": ESSAY})
     uploads = eng5_stack.content_uploads()
-    runner = eng5_runner_factory(**{**sample, "assignment_id": bare}, assets=assets)
+    runner = eng5_runner_factory(**{**sample, "assignment_id": bare, "assets": assets})
     with pytest.raises(InventoryError) as info:
         runner.register_anchors()
     message = str(info.value)

@@ -11,12 +11,15 @@ import ast
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from pytest_eng5.sample_data import SAMPLE_ASSETS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "pytest_eng5" / "scenarios"
@@ -108,3 +111,45 @@ def test_pyargs_collects_r1_to_r7_from_the_unpacked_wheel(wheel: Path, tmp_path:
     assert sorted(collected) == R_MODULES, result.stdout
     for name in R_MODULES:
         assert collected[name] == defined_tests(SHIPPED / name), name
+
+
+# The scenarios' fixtures over a stack that is never reached (the runs are only built).
+SAMPLE_RUNS_CONFTEST = """
+from types import SimpleNamespace
+
+import pytest
+from pytest_eng5.runner import Endpoints
+from pytest_eng5.runner_handle import SampleAssignment
+from pytest_eng5.scenarios.support import *
+
+@pytest.fixture(scope="session")
+def eng5_stack():
+    return SimpleNamespace(endpoints=lambda: Endpoints(None, None, {}, {}))
+
+@pytest.fixture(scope="session")
+def eng5_sample_assignment():
+    return SampleAssignment("sample-assignment", "sample-course", "", 12)
+"""
+
+
+def test_the_sample_runs_use_the_sample_set_whatever_assets_are_configured(
+    pytester: pytest.Pytester,
+) -> None:
+    """The shipped scenarios count the sample set's 24 students and 12 anchors: a project's own
+    ``--eng5-assets`` (or ini / env) is for the main job and must not reach their runs."""
+    own = pytester.path / "my-class"
+    shutil.copytree(SAMPLE_ASSETS, own)
+    pytester.makeconftest(SAMPLE_RUNS_CONFTEST)
+    pytester.makepyfile(
+        """
+        from pytest_eng5.sample_data import SAMPLE_ASSETS
+
+        def test_sample_runs(eng5_settings, eng5_runner_factory, sample, asset_folder):
+            assert eng5_settings.assets.name == "my-class"
+            assert eng5_runner_factory(**sample).config.assets == SAMPLE_ASSETS
+            cut = asset_folder(students=1)
+            assert eng5_runner_factory(**{**sample, "assets": cut}).config.assets == cut
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--eng5-assets={own}")
+    result.assert_outcomes(passed=1)
