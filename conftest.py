@@ -37,16 +37,54 @@ def pytest_ignore_collect(collection_path, config):  # type: ignore[no-untyped-d
     return None
 
 
+#: the ``workerinput`` key naming the suite's evidence folder, the same for every xdist worker
+SUITE_EVIDENCE_INPUT = "eng5_suite_evidence_dir"
+_SHARED_EVIDENCE = pytest.StashKey[Path]()
+
+
+def _keeps_evidence_where_given(config):  # type: ignore[no-untyped-def]
+    given = config.getoption("eng5_evidence_dir") or config.getini("eng5_evidence_dir")
+    return config.getoption("markexpr") == "eng5_execute" or bool(given)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # type: ignore[no-untyped-def]
+    """Under xdist the controlling process writes the comparison report of variant runs, and
+    it runs no session fixture: it makes the suite's evidence folder under its own temporary
+    directory, reads it from then on, and has every worker write there."""
+    from pytest_eng5.stash import SETTINGS_KEY
+
+    config = node.config
+    if _keeps_evidence_where_given(config):
+        return
+    if _SHARED_EVIDENCE not in config.stash:  # the first worker
+        # pytest's own TempPathFactory, from which xdist names the workers' base temps too
+        evidence = config._tmp_path_factory.mktemp("eng5-evidence")
+        config.stash[_SHARED_EVIDENCE] = evidence
+        config.stash[SETTINGS_KEY] = config.stash[SETTINGS_KEY].merged(evidence_dir=evidence)
+    node.workerinput[SUITE_EVIDENCE_INPUT] = str(config.stash[_SHARED_EVIDENCE])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _suite_evidence_under_tmp(pytestconfig, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The suite's own runs keep their evidence under pytest's temporary directory, so that
     ``./eng5-evidence`` holds only runs the user made: the main job (``-m eng5_execute``) and
-    any session given ``--eng5-evidence-dir`` / ``eng5_evidence_dir`` write where they say."""
+    any session given ``--eng5-evidence-dir`` / ``eng5_evidence_dir`` write where they say.
+
+    An xdist worker writes in the folder its controlling process named (the comparison report
+    looks there), with its own upload cache: the cache is bound to one Content Service, and
+    every worker has its own stack."""
     from pytest_eng5.stash import SETTINGS_KEY
 
-    given = pytestconfig.getoption("eng5_evidence_dir") or pytestconfig.getini("eng5_evidence_dir")
-    if pytestconfig.getoption("markexpr") == "eng5_execute" or given:
+    if _keeps_evidence_where_given(pytestconfig):
         return
     settings = pytestconfig.stash[SETTINGS_KEY]
-    evidence = tmp_path_factory.mktemp("eng5-evidence")
-    pytestconfig.stash[SETTINGS_KEY] = settings.merged(evidence_dir=evidence)
+    workerinput = getattr(pytestconfig, "workerinput", {})
+    shared = workerinput.get(SUITE_EVIDENCE_INPUT)
+    if shared is None:
+        evidence = tmp_path_factory.mktemp("eng5-evidence")
+        pytestconfig.stash[SETTINGS_KEY] = settings.merged(evidence_dir=evidence)
+        return
+    evidence = Path(shared)
+    cache = settings.cache_file or evidence / f"content_upload_cache.{workerinput['workerid']}.json"
+    pytestconfig.stash[SETTINGS_KEY] = settings.merged(evidence_dir=evidence, cache_file=cache)

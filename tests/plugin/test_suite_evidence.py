@@ -68,12 +68,7 @@ def test_show(eng5_runner_factory, tmp_path_factory):
     result.stdout.fnmatch_lines(["*MAX=40*", "*UNDER_TMP=True*"])
 
 
-def test_variant_runs_write_under_the_temporary_directory_too(project) -> None:
-    """A variant's evidence folder and the shared upload cache come from the settings the run
-    starts with, not from those of collection time (before the evidence moved); the session's
-    comparison report looks for the variant runs where they went."""
-    project.makepyfile(
-        test_show="""
+VARIANT_RUNS = """
 import pytest
 from pytest_eng5.runner import Endpoints
 
@@ -92,8 +87,15 @@ def test_show(eng5_stack_runner_factory, tmp_path_factory, request):
     request.node.user_properties.extend(
         [("eng5_mode", "plan"), ("eng5_evidence", str(config.evidence_dir))]
     )
+    request.node.user_properties.append(("cache", str(config.upload_cache_path)))
 """
-    )
+
+
+def test_variant_runs_write_under_the_temporary_directory_too(project) -> None:
+    """A variant's evidence folder and the shared upload cache come from the settings the run
+    starts with, not from those of collection time (before the evidence moved); the session's
+    comparison report looks for the variant runs where they went."""
+    project.makepyfile(test_show=VARIANT_RUNS)
     result = project.runpytest("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
@@ -102,3 +104,19 @@ def test_show(eng5_stack_runner_factory, tmp_path_factory, request):
     # the empty folders are found (and are no comparison): the report read the moved root
     result.stdout.fnmatch_lines(["*no comparison report: no variant runs in*ex*a*r1*"])
     assert not (project.path / "eng5-evidence").exists()
+
+
+def test_under_xdist_the_comparison_report_reads_where_the_workers_wrote(project) -> None:
+    """The controlling process runs no session fixture: it names one evidence folder under
+    its temporary directory for itself and every worker, so its comparison report finds the
+    variant runs; each worker keeps its own upload cache (its own stack)."""
+    project.makepyfile(test_show=VARIANT_RUNS)
+    result = project.runpytest("-p", "no:cacheprovider", "-n", "1", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    # the folder from the inner session's tmp_path_factory (the default has no number)
+    result.stdout.fnmatch_lines(
+        ["*no comparison report: no variant runs in /*/eng5-evidence0/experiments/ex/a/r1*"]
+    )
+    assert not (project.path / "eng5-evidence").exists()
+    junit = (project.path / "junit.xml").read_text()
+    assert "eng5-evidence0/content_upload_cache.gw0.json" in junit
