@@ -3,7 +3,9 @@
 No consumer group: :meth:`BatchCollector.prepare` captures the end offsets of the callback,
 completion, failed and result topics BEFORE the request is published, then ``assign()`` +
 ``seek()`` there. Only this batch's events are kept; duplicates and malformed events are
-skipped, counted and kept in the evidence; a failed batch ends the wait at once.
+skipped, counted and kept in the evidence; a failed batch ends the wait at once. Once the
+batch finished, :func:`~pytest_eng5.runner.drain.drain_to_end` reads every partition up to its
+end.
 
 :class:`~pytest_eng5.runner.event_filter.BatchEventFilter` is the broker-free part (parse,
 attribute, de-duplicate, validate); it is re-exported here.
@@ -32,6 +34,7 @@ from pytest_eng5.errors import (
 )
 from pytest_eng5.redact import redact
 from pytest_eng5.runner.broker_watch import BrokerGone, BrokerWatch
+from pytest_eng5.runner.drain import drain_to_end
 from pytest_eng5.runner.event_filter import (
     COLLECTED_TOPICS,
     KIND_BY_TOPIC,
@@ -217,7 +220,10 @@ class BatchCollector:
                         result_seen=run.result is not None,
                     )
                 )
-        await self._drain(consumer, deadline)
+        log = self.evidence.log if self.evidence is not None else None
+        await drain_to_end(
+            consumer, self._handle, deadline=deadline, max_poll=_MAX_POLL_SECONDS, log=log
+        )
         run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
         if self.evidence is not None:
             self.evidence.log.info(
@@ -234,37 +240,6 @@ class BatchCollector:
                 )
                 if event is not None and self._on_event is not None:
                     self._on_event(event)
-
-    async def _drain(self, consumer: AIOKafkaConsumer, deadline: float) -> None:
-        """Read every partition up to the end it has now that the batch finished.
-
-        CJ publishes its completion after the callbacks it counted, but on other topics, and a
-        fetch of the completion's partition can overtake thousands of callbacks (a re-attach
-        reads them all from history): without this the record would miss some of them.
-        """
-        partitions = sorted(consumer.assignment())
-        try:
-            ends = await consumer.end_offsets(partitions)
-            while True:
-                behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
-                remaining = deadline - time.monotonic()
-                if not behind or remaining <= 0:
-                    break
-                poll_ms = max(1, int(min(remaining, _MAX_POLL_SECONDS) * 1000))
-                self._handle(await consumer.getmany(*behind, timeout_ms=poll_ms))
-        except KafkaError as exc:
-            behind = partitions
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            reason = "the await timeout ran out"
-        if behind and self.evidence is not None:
-            self.evidence.log.warning(
-                "collector_drain_incomplete",
-                extra={
-                    "reason": reason,
-                    "partitions": [f"{tp.topic}[{tp.partition}]" for tp in behind],
-                },
-            )
 
     def _raise_if_failed(self) -> None:
         run = self.collected
