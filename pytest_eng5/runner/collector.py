@@ -179,14 +179,10 @@ class BatchCollector:
             if run.completion is not None or run.result is not None:
                 first_done_at = first_done_at or now
                 if now - first_done_at >= self.completion_grace:
-                    run.result_missing = run.result is None
-                    run.completion_missing = run.completion is None
                     break
             if now >= deadline and (run.completion is not None or run.result is not None):
                 # The batch finished within the timeout; only the grace for its other event
                 # was cut short by the deadline.
-                run.result_missing = run.result is None
-                run.completion_missing = run.completion is None
                 break
             if now >= deadline:
                 run.timed_out = True
@@ -224,6 +220,10 @@ class BatchCollector:
         await drain_to_end(
             consumer, self._handle, deadline=deadline, max_poll=_MAX_POLL_SECONDS, log=log
         )
+        # Only now: the drain may have read the event the grace waited for, or a failure.
+        run.result_missing = run.result is None
+        run.completion_missing = run.completion is None
+        self._raise_if_failed()
         run.durations["wait_seconds"] = round(time.monotonic() - started, 4)
         if self.evidence is not None:
             self.evidence.log.info(

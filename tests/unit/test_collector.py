@@ -15,9 +15,10 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from pytest_eng5.contracts import COMPLETED_TOPIC, EventEnvelope
+from pytest_eng5.contracts import COMPLETED_TOPIC, RESULT_TOPIC, EventEnvelope
 from pytest_eng5.errors import (
     AwaitTimeoutError,
+    BatchFailedError,
     BrokerLostError,
     BrokerUnavailableError,
     ConfigurationError,
@@ -42,13 +43,25 @@ class _Record:
     value: bytes
 
 
-def _completion(batch_id: str) -> bytes:
-    now = datetime.now(UTC).isoformat()
+def _envelope(event_type: str, data: dict[str, Any]) -> bytes:
+    envelope = {
+        "event_id": str(uuid4()),
+        "event_type": event_type,
+        "event_timestamp": datetime.now(UTC).isoformat(),
+        "source_service": "cj_assessment_service",
+        "schema_version": 1,
+        "correlation_id": str(uuid4()),
+        "data": data,
+    }
+    return json.dumps(envelope).encode()
+
+
+def _completion(batch_id: str, status: str = "completed_successfully") -> bytes:
     data = {
         "event_name": "cj_assessment.completed",
         "entity_id": batch_id,
         "entity_type": "batch",
-        "status": "completed_successfully",
+        "status": status,
         "system_metadata": {
             "entity_id": batch_id,
             "entity_type": "batch",
@@ -58,16 +71,20 @@ def _completion(batch_id: str) -> bytes:
         "cj_assessment_job_id": "7",
         "processing_summary": {"total_essays": 2, "successful": 2, "failed": 0},
     }
-    envelope = {
-        "event_id": str(uuid4()),
-        "event_type": COMPLETED_TOPIC,
-        "event_timestamp": now,
-        "source_service": "cj_assessment_service",
-        "schema_version": 1,
-        "correlation_id": str(uuid4()),
-        "data": data,
+    return _envelope(COMPLETED_TOPIC, data)
+
+
+def _result(batch_id: str) -> bytes:
+    data = {
+        "event_name": "assessment.result.published",
+        "entity_id": batch_id,
+        "batch_id": batch_id,
+        "cj_assessment_job_id": "7",
+        "model_used": "m1",
+        "model_provider": "mock",
+        "essay_results": [],
     }
-    return json.dumps(envelope).encode()
+    return _envelope(RESULT_TOPIC, data)
 
 
 class _ScriptedConsumer:
@@ -115,6 +132,33 @@ class _BrokerGoneConsumer(_ScriptedConsumer):
         return {COMPLETED_TOPIC}
 
 
+class _BacklogConsumer(_ScriptedConsumer):
+    """The wait's fetches hand out ``batches``; ``backlog`` (one partition's records, from
+    offset 0) is fetched only once asked for by partition, as the drain does."""
+
+    def __init__(self, batches: list[Any], backlog: tuple[TopicPartition, list[_Record]]) -> None:
+        super().__init__(batches)
+        self.backlog_partition, self.backlog = backlog
+        self.drained = False
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.backlog_partition}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {self.backlog_partition: len(self.backlog)}
+
+    async def position(self, partition: TopicPartition) -> int:
+        return len(self.backlog) if self.drained else 0
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0
+    ) -> dict[TopicPartition, list[_Record]]:
+        if self.backlog_partition in partitions:
+            self.drained = True
+            return {self.backlog_partition: self.backlog}
+        return await super().getmany(timeout_ms=timeout_ms)
+
+
 def _collector(
     identity: BatchIdentity, consumer: _ScriptedConsumer, **kwargs: Any
 ) -> BatchCollector:
@@ -146,6 +190,35 @@ async def test_nothing_seen_by_the_deadline_is_still_a_timeout() -> None:
     with pytest.raises(AwaitTimeoutError):
         await collector.wait(0.2)
     assert collector.collected.timed_out
+
+
+@pytest.mark.asyncio
+async def test_a_result_the_drain_reads_is_not_reported_missing() -> None:
+    """The grace for the result ran out, but the drain reads it: the run has it, not missing."""
+    identity = BatchIdentity.new("unit-drained-result")
+    completion = {TopicPartition(COMPLETED_TOPIC, 0): [_Record(0, _completion(identity.batch_id))]}
+    backlog = (TopicPartition(RESULT_TOPIC, 0), [_Record(0, _result(identity.batch_id))])
+    consumer = _BacklogConsumer([completion], backlog)
+    collector = _collector(identity, consumer, evidence=None, completion_grace=0.05)
+    run = await collector.wait(5.0)
+    assert consumer.drained
+    assert run.result is not None
+    assert not run.result_missing
+    assert not run.completion_missing
+
+
+@pytest.mark.asyncio
+async def test_a_failed_completion_the_drain_reads_fails_the_batch() -> None:
+    identity = BatchIdentity.new("unit-drained-failure")
+    result = {TopicPartition(RESULT_TOPIC, 0): [_Record(0, _result(identity.batch_id))]}
+    failed = _completion(identity.batch_id, status="failed_critically")
+    consumer = _BacklogConsumer(
+        [result], (TopicPartition(COMPLETED_TOPIC, 0), [_Record(0, failed)])
+    )
+    collector = _collector(identity, consumer, evidence=None, completion_grace=0.05)
+    with pytest.raises(BatchFailedError, match="failed_critically"):
+        await collector.wait(5.0)
+    assert consumer.drained
 
 
 async def _wait_error(
