@@ -25,9 +25,7 @@ from pytest_eng5.errors import (
     UnusableBatchError,
     UploadError,
 )
-from pytest_eng5.fixtures import run_config
 from pytest_eng5.runner.config import RunHooks
-from pytest_eng5.runner.orchestrator import Eng5Runner
 from pytest_eng5.runner.seeding import seed_assignment_at
 from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_COURSE_ID
 from pytest_eng5.stack.ports import free_port
@@ -314,21 +312,16 @@ def test_ctrl_c_under_xdist_still_names_the_batch_and_the_reattach_command(tmp_p
 
 
 def test_a_raising_event_hook_ends_the_run_recorded_as_error(
-    eng5_stack, eng5_settings, sample, tmp_path
+    eng5_runner_factory, sample, own_cache
 ) -> None:
     """Not stuck at ``published`` and not without a record: the run says what the hook did."""
 
     def broken_hook(event, identity) -> None:
         raise ValueError("a bug in the hook")
 
-    settings = eng5_settings.merged(
-        **sample, evidence_dir=tmp_path / "evidence", cache_file=tmp_path / "cache.json"
-    )
-    runner = Eng5Runner(
-        run_config(settings), eng5_stack.endpoints(), RunHooks(on_event=broken_hook)
-    )
+    runner = eng5_runner_factory(**sample, **own_cache, hooks=RunHooks(on_event=broken_hook))
     with pytest.raises(HookError, match="a bug in the hook") as info:
-        asyncio.run(runner.execute())
+        runner.execute()
     assert isinstance(info.value.__cause__, ValueError)
     result = runner.last_result
     assert result.outcome == "error"
