@@ -86,7 +86,9 @@ def test_a_bad_token_is_an_auth_error_naming_the_token_env(
     )
     with pytest.raises(PreflightAuthError) as info:
         runner.execute()
-    assert "HULEEDU" in str(info.value) or "token" in info.value.next_step.lower()
+    # the variable the token came from, and every variable a token can come from
+    assert "token source: huleedu_admin_token" in str(info.value).lower()
+    assert "HULEEDU_ADMIN_TOKEN" in info.value.next_step
     assert token not in str(info.value)
     assert request_watch.new_requests() == []
 
