@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 from uuid import UUID
 
@@ -241,9 +242,20 @@ class BatchCollector:
                 if event is not None and self._on_event is not None:
                     self._on_event(event)
 
+    @property
+    def _label(self) -> str:
+        return f"batch {self.identity.batch_id} ({self.identity.batch_label})"
+
+    def _events_so_far(self) -> tuple[str, Path | None]:
+        """Where the events received so far are (a next step starts with it), and the folder."""
+        if self.evidence is None:
+            return "no evidence folder was configured", None
+        where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
+        return where, self.evidence.folder
+
     def _raise_if_failed(self) -> None:
         run = self.collected
-        label = f"batch {self.identity.batch_id} ({self.identity.batch_label})"
+        label = self._label
         where = f" Evidence: {self.evidence.folder}." if self.evidence is not None else ""
         if run.failed is not None:
             reason = run.failed.failure_reason
@@ -291,16 +303,13 @@ class BatchCollector:
                 "collector_timeout",
                 extra={"timeout_seconds": timeout, "observed_events": run.observed_events},
             )
-            where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
-        else:
-            where = "no evidence folder was configured"
+        where, folder = self._events_so_far()
         return AwaitTimeoutError(
-            f"batch {self.identity.batch_id} ({self.identity.batch_label}) did not finish "
-            f"within {timeout:g} s: {summary}",
+            f"{self._label} did not finish within {timeout:g} s: {summary}",
             next_step=f"{where}. Check the CJ service consumes the request topic (a fresh "
             "consumer group can take 5-25 s to join), then re-attach with this batch_uuid and "
             "a longer timeout.",
-            evidence_dir=self.evidence.folder if self.evidence is not None else None,
+            evidence_dir=folder,
         )
 
     def _read_error(self, exc: Exception) -> KafkaReadError:
@@ -310,18 +319,16 @@ class BatchCollector:
                 "collector_read_failed",
                 extra={"error": redact(repr(exc)), "observed_events": run.observed_events},
             )
-            where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
-        else:
-            where = "no evidence folder was configured"
+        where, folder = self._events_so_far()
         return KafkaReadError(
             redact(
-                f"batch {self.identity.batch_id} ({self.identity.batch_label}): reading its "
-                f"events from Kafka failed after {len(run.callbacks)} callbacks: "
+                f"{self._label}: reading its events from Kafka failed after "
+                f"{len(run.callbacks)} callbacks: "
                 f"{type(exc).__name__}: {exc}"
             ),
             next_step=f"{where}. The batch itself may still be running: check the broker, "
             "then re-attach with this batch_uuid to collect the rest (do not publish again).",
-            evidence_dir=self.evidence.folder if self.evidence is not None else None,
+            evidence_dir=folder,
         )
 
     def _broker_lost_error(self, gone: BrokerGone) -> BrokerLostError:
@@ -337,20 +344,18 @@ class BatchCollector:
                     "observed_events": run.observed_events,
                 },
             )
-            where = f"the events received so far are in {self.evidence.path(EVENTS_FILE)}"
-        else:
-            where = "no evidence folder was configured"
+        where, folder = self._events_so_far()
         return BrokerLostError(
             redact(
-                f"batch {self.identity.batch_id} ({self.identity.batch_label}): the Kafka broker "
-                f"at {bootstrap} stopped answering while the batch was awaited ({gone.attempts} "
-                f"metadata requests failed over {gone.seconds:g} s, last: {gone.last_error}), "
-                f"after {len(run.callbacks)} callbacks"
+                f"{self._label}: the Kafka broker at {bootstrap} stopped answering while the "
+                f"batch was awaited ({gone.attempts} metadata requests failed over "
+                f"{gone.seconds:g} s, last: {gone.last_error}), after {len(run.callbacks)} "
+                "callbacks"
             ),
             next_step=f"{where}. Bring the broker back (its log says why it stopped); the batch "
             "may still be running in CJ, so re-attach with this batch_uuid to collect the rest "
             "(do not publish again).",
-            evidence_dir=self.evidence.folder if self.evidence is not None else None,
+            evidence_dir=folder,
         )
 
     async def close(self) -> None:
