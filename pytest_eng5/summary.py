@@ -173,7 +173,8 @@ def write_terminal_summary(
 
 def reattach_command(config: pytest.Config, nodeid: str, batch_uuid: str) -> str:
     """This session's command for one test with ``--eng5-batch-uuid`` (its execute run then
-    re-attaches: the batch's record says it was published)."""
+    re-attaches: the batch's record says it was published). Secrets given as arguments (a
+    ``--eng5-postgres-dsn`` with its password) are masked, as in every other output."""
     positional = set(config.args)
     kept: list[str] = []
     skip_next = False
@@ -187,7 +188,7 @@ def reattach_command(config: pytest.Config, nodeid: str, batch_uuid: str) -> str
         if arg.startswith("--eng5-batch-uuid=") or arg in positional:
             continue
         kept.append(arg)
-    return shlex.join(["pytest", *kept, nodeid, f"--eng5-batch-uuid={batch_uuid}"])
+    return redact(shlex.join(["pytest", *kept, nodeid, f"--eng5-batch-uuid={batch_uuid}"]))
 
 
 def short_failure(error: Eng5Error, properties: list[tuple[str, object]]) -> str:

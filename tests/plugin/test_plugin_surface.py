@@ -270,3 +270,18 @@ def test_an_eng5_error_fails_a_test_in_a_few_lines(pytester: pytest.Pytester) ->
     long = pytester.runpytest("--tb=long")
     long.assert_outcomes(failed=1)
     assert "steps.py" in long.stdout.str(), "--tb=long shows the whole traceback"
+
+
+def test_the_reattach_command_does_not_show_a_dsn_given_on_the_command_line(
+    pytester: pytest.Pytester,
+) -> None:
+    """The terminal summary repeats the session's arguments to re-attach an interrupted batch;
+    a DSN is a secret there too."""
+    from pytest_eng5.summary import reattach_command
+
+    dsn = "postgresql://cj:reattach-pw-7@db.example/cj?sslmode=require"
+    config = pytester.parseconfigure("--eng5-stack=external", f"--eng5-postgres-dsn={dsn}")
+    command = reattach_command(config, "test_x.py::test_run", "a-batch")
+    assert "reattach-pw-7" not in command
+    assert command.startswith("pytest --eng5-stack=external '--eng5-postgres-dsn=***REDACTED***'")
+    assert command.endswith("test_x.py::test_run --eng5-batch-uuid=a-batch")
