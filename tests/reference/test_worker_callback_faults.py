@@ -25,12 +25,7 @@ from pytest_eng5.contracts.events import (
     EssayProcessingInputRefV1,
     LLMComparisonResultV1,
 )
-from pytest_eng5.contracts.topics import (
-    CALLBACK_TOPIC,
-    COMPLETED_TOPIC,
-    FAILED_TOPIC,
-    RESULT_TOPIC,
-)
+from pytest_eng5.contracts.topics import CALLBACK_TOPIC, COMPLETED_TOPIC, FAILED_TOPIC, RESULT_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
 
 # --------------------------------------------------------------------------- callback faults

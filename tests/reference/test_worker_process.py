@@ -24,13 +24,8 @@ from worker_support import (
     set_faults,
 )
 
-from pytest_eng5.contracts.events import (
-    AssessmentResultV1,
-)
-from pytest_eng5.contracts.topics import (
-    CALLBACK_TOPIC,
-    RESULT_TOPIC,
-)
+from pytest_eng5.contracts.events import AssessmentResultV1
+from pytest_eng5.contracts.topics import CALLBACK_TOPIC, RESULT_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
 
 # --------------------------------------------------------------------------- as a process

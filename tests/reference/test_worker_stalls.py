@@ -28,15 +28,8 @@ from worker_support import (
 )
 
 from pytest_eng5.contracts.envelope import EventEnvelope
-from pytest_eng5.contracts.events import (
-    CJAssessmentFailedV1,
-    LLMComparisonResultV1,
-)
-from pytest_eng5.contracts.topics import (
-    COMPLETED_TOPIC,
-    FAILED_TOPIC,
-    RESULT_TOPIC,
-)
+from pytest_eng5.contracts.events import CJAssessmentFailedV1, LLMComparisonResultV1
+from pytest_eng5.contracts.topics import COMPLETED_TOPIC, FAILED_TOPIC, RESULT_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
 from pytest_eng5.reference.worker_settings import WorkerSettings
 
