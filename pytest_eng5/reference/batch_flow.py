@@ -42,6 +42,7 @@ from pytest_eng5.reference.batch_store import (
     record_and_count_callback,
     time_out_and_count,
 )
+from pytest_eng5.reference.cj_content_client import ContentClient
 from pytest_eng5.reference.cj_events import SERVICE_NAME, OutboxPublisher, intake_failed_event
 from pytest_eng5.reference.db import Pool
 from pytest_eng5.reference.finalisation import BatchFinalizer
@@ -77,9 +78,8 @@ class BatchFlow:
         self.publisher = OutboxPublisher(pool, self.send)
         self.intake = BatchIntake(
             pool,
-            http,
+            ContentClient(settings.content_url, http),
             self.runtimes,
-            content_url=settings.content_url,
             max_pairwise_comparisons=settings.max_pairwise_comparisons,
         )
         self.finalizer = BatchFinalizer(pool, self.publisher, self.runtimes)

@@ -1,4 +1,8 @@
-"""The CJ API's client of the Content Service: stores texts as ``text/plain``, fetches them back."""
+"""CJ's client of the Content Service: stores texts as ``text/plain``, fetches them back.
+
+The CJ API's admin routes and the worker's intake (:mod:`.intake`) both use it, as HuleEdu's CJ
+Assessment Service has one content client.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ class ContentClient:
     """CJ's client of the Content Service: stores texts as ``text/plain``, fetches them back."""
 
     def __init__(self, endpoint: str, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
+        self.endpoint = endpoint.rstrip("/")
         self._client = client
 
     async def store(self, text: str, correlation_id: uuid.UUID | None = None) -> str | None:
@@ -38,7 +42,7 @@ class ContentClient:
         return str(storage_id) if storage_id else None
 
     async def fetch(self, storage_id: str, correlation_id: uuid.UUID | None = None) -> str:
-        """The text of blob ``storage_id``."""
+        """The text of blob ``storage_id`` (decoded by its charset, UTF-8 when it names none)."""
         headers = {"X-Correlation-ID": str(correlation_id)} if correlation_id else {}
         try:
             response = await self._client.get(f"{self.endpoint}/{storage_id}", headers=headers)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
-import httpx
 
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import ELS_CJAssessmentRequestV1
@@ -20,6 +19,7 @@ from pytest_eng5.core.names import DEFAULT_GRADE_SCALE
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.reference.batch_runtime import BatchRuntimes
 from pytest_eng5.reference.batch_store import set_status
+from pytest_eng5.reference.cj_content_client import ContentClient, ContentServiceError
 from pytest_eng5.reference.db import Pool
 from pytest_eng5.reference.faults import read_faults
 from pytest_eng5.reference.pairing import distinct_pairs
@@ -106,16 +106,14 @@ class BatchIntake:
     def __init__(
         self,
         pool: Pool,
-        http: httpx.AsyncClient,
+        content: ContentClient,
         runtimes: BatchRuntimes,
         *,
-        content_url: str,
         max_pairwise_comparisons: int,
     ) -> None:
         self._pool = pool
-        self._http = http
+        self._content = content
         self._runtimes = runtimes
-        self._content_url = content_url
         self._max_pairwise_comparisons = max_pairwise_comparisons
 
     async def admit(
@@ -210,22 +208,18 @@ class BatchIntake:
             raise IntakeFailure(
                 "CONTENT_SERVICE_ERROR",
                 f"The {what} (storage id {storage_id}) could not be fetched from the Content "
-                f"Service at {self._content_url}",
+                f"Service at {self._content.endpoint}",
                 details={"storage_id": storage_id},
             )
         return text
 
     async def _fetch_text(self, storage_id: str) -> str | None:
-        url = f"{self._content_url.rstrip('/')}/{storage_id}"
+        """The text of blob ``storage_id``, or None (with a warning) when it cannot be fetched."""
         try:
-            response = await self._http.get(url)
-        except httpx.HTTPError as exc:
-            _log.warning("content fetch %s failed: %s", url, exc)
+            return await self._content.fetch(storage_id)
+        except ContentServiceError as exc:
+            _log.warning("content fetch of blob %s failed: %s", storage_id, exc)
             return None
-        if response.status_code != 200:
-            _log.warning("content fetch %s answered %s", url, response.status_code)
-            return None
-        return response.content.decode("utf-8", errors="replace")
 
     @staticmethod
     def _original_request(

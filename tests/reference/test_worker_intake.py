@@ -1,8 +1,10 @@
-"""Requests the reference CJ worker rejects at intake publish a failed event (§D.7, emitter 1)."""
+"""Intake by the reference CJ worker: a request it rejects publishes a failed event (§D.7,
+emitter 1); an essay whose text cannot be fetched is left out of the batch."""
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import asyncpg
@@ -24,13 +26,11 @@ from worker_support import (
 
 from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import (
+    CJAssessmentCompletedV1,
     CJAssessmentFailedV1,
+    EssayProcessingInputRefV1,
 )
-from pytest_eng5.contracts.topics import (
-    COMPLETED_TOPIC,
-    FAILED_TOPIC,
-    RESULT_TOPIC,
-)
+from pytest_eng5.contracts.topics import COMPLETED_TOPIC, FAILED_TOPIC, RESULT_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
 
 # --------------------------------------------------------------------------- intake failures
@@ -122,3 +122,29 @@ async def test_database_error_at_intake_publishes_failed_event(
     request.data.language = "english-please"  # cj_batch_uploads.language is varchar(10)
     failed = await _expect_intake_failure(infra, request)
     assert failed.system_metadata.error_info["error_code"] == "PROCESSING_ERROR"
+
+
+@pytest.mark.asyncio
+async def test_essay_whose_text_cannot_be_fetched_is_skipped_with_a_warning(
+    infra: Infra,
+    db: asyncpg.Connection,
+    start_worker: WorkerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As HuleEdu: a blob the Content Service does not return drops its essay, not the batch."""
+    essays = await seed_students(db, SMALL_TEXTS[:3])
+    lost = EssayProcessingInputRefV1(essay_id=str(uuid.uuid4()), text_storage_id=uuid.uuid4().hex)
+    await start_worker()
+    request = build_request([*essays, lost], assignment_id=None)
+    batch_id = str(request.data.entity_id)
+    with caplog.at_level(logging.WARNING, logger="pytest_eng5.reference"):
+        tap = await run_batch(infra, request)
+    completed = only(for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id))
+    summary = completed.data_as(CJAssessmentCompletedV1).processing_summary
+    assert summary.total_essays == 3
+    assert set(summary.successful_essay_ids) == {e.essay_id for e in essays}
+    assert f"essay {lost.essay_id} skipped: its text could not be fetched" in caplog.text
+    stored = await db.fetchval(
+        "SELECT count(*) FROM cj_processed_essays WHERE els_essay_id = $1", lost.essay_id
+    )
+    assert stored == 0
