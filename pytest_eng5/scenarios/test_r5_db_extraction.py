@@ -58,7 +58,8 @@ def test_no_completion_skips_the_step_with_its_reason(
     eng5_runner_factory, clean_faults, sample, own_cache
 ) -> None:
     # Every callback is lost, so nothing can complete before the await ends (the worker only
-    # gives up on a wave after its 2 s callback timeout, later than this 1.5 s await).
+    # gives up on a wave after its callback timeout, WorkerSettings.callback_timeout_s: 10 s
+    # on the session's stack, far later than this 1.5 s await).
     clean_faults.set_faults("cj-worker", drop_callback_rate=1.0)
     runner = eng5_runner_factory(
         **sample, **own_cache, auto_extract_db=True, completion_timeout=1.5
