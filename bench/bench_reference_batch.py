@@ -42,6 +42,8 @@ from worker_support import (
 from pytest_eng5.contracts.topics import COMPLETED_TOPIC, RESULT_TOPIC
 from pytest_eng5.reference.worker import CJWorker
 from pytest_eng5.reference.worker_settings import WorkerSettings
+from pytest_eng5.stack.config import StackConfig
+from pytest_eng5.stack.infra import start_infrastructure
 
 TARGET_S = 3.0
 TIMEOUT_S = 60.0
@@ -101,11 +103,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    infra = start_infra(Path(tempfile.mkdtemp(prefix="eng5-bench-batch-")))
+    base = Path(tempfile.mkdtemp(prefix="eng5-bench-batch-"))
+    infrastructure = start_infrastructure(
+        StackConfig("embedded", workdir=base / "work", log_dir=base / "logs")
+    )
     try:
-        results = asyncio.run(_bench(infra, args.runs))
+        infra = start_infra(infrastructure)
+        try:
+            results = asyncio.run(_bench(infra, args.runs))
+        finally:
+            stop_infra(infra)
     finally:
-        stop_infra(infra)
+        infrastructure.stop()
 
     def row(label: str, values: list[float]) -> str:
         return (
