@@ -39,9 +39,9 @@ def events(result) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def artefact_outcome(result) -> str:
-    doc = json.loads(result.artefact_path.read_text())
-    return doc["validation"]["runner_status"]["outcome"]
+def runner_status(result) -> dict:
+    """What the run's artefact records of how it ended."""
+    return json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
 
 
 def test_broker_down_at_publish(eng5_runner_factory, request_watch, sample, own_cache) -> None:
@@ -98,7 +98,7 @@ def test_broker_stops_during_await(eng5_stack_factory, eng5_stack_runner_factory
     result = runner.last_result
     assert result.outcome == "infrastructure_error"
     assert len(events(result)) >= 1, "what arrived before the broker stopped is kept"
-    status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
+    status = runner_status(result)
     assert status["outcome"] == "infrastructure_error"
     assert "stopped answering while the batch was awaited" in status["failure_reason"]
 
@@ -137,7 +137,7 @@ def test_failed_event_ends_the_wait_at_once(
     assert info.value.reason
     result = runner.last_result
     assert result.outcome == "batch_failed"
-    assert artefact_outcome(result) == "batch_failed"
+    assert runner_status(result)["outcome"] == "batch_failed"
     assert any(e["kind"] == "failed" for e in events(result))
 
 
@@ -325,7 +325,7 @@ def test_a_raising_event_hook_ends_the_run_recorded_as_error(
     assert isinstance(info.value.__cause__, ValueError)
     result = runner.last_result
     assert result.outcome == "error"
-    status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
+    status = runner_status(result)
     assert status["outcome"] == "error"
     assert "ValueError: a bug in the hook" in status["failure_reason"]
     assert "re-attach" in status["failure_reason"]
@@ -350,7 +350,7 @@ def test_essays_cj_could_not_fetch_are_named_not_completed(
     sent_id = result.missing_essay_ids[0]
     assert sent_id.rsplit("-", 1)[0] == lost["essay_id"].rsplit("-", 1)[0]
     assert info.value.missing == (sent_id,)
-    status = json.loads(result.artefact_path.read_text())["validation"]["runner_status"]
+    status = runner_status(result)
     assert (status["outcome"], status["missing_essay_ids"]) == ("essays_missing", [sent_id])
 
 
