@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,8 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from worker_support import (
     EventTap,
+    Infra,
+    WorkerFactory,
     build_request,
     for_batch,
     publish,
@@ -35,10 +36,7 @@ from pytest_eng5.contracts.envelope import EventEnvelope
 from pytest_eng5.contracts.events import CJAssessmentFailedV1, ErrorDetail, LLMComparisonResultV1
 from pytest_eng5.contracts.topics import CALLBACK_EVENT_TYPE, CALLBACK_TOPIC, FAILED_TOPIC
 from pytest_eng5.reference.faults import FaultConfig
-from pytest_eng5.reference.judge import CoinFlipJudge
 from pytest_eng5.reference.worker import CJWorker
-from pytest_eng5.reference.worker_settings import WorkerSettings
-from pytest_eng5.stack.infra import Infrastructure
 
 TEXTS = [f"Essay {i}: phones in school, " + "with reasons " * i for i in range(1, 7)]
 BUDGET = 7  # six essays: three pairs in wave 1, then two a wave, so three waves
@@ -50,33 +48,11 @@ WAIT_S = 60.0
 
 
 @pytest_asyncio.fixture
-async def db(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest_asyncio.fixture
-async def worker(
-    session_infra: Infrastructure, pg_dsn: str, content_url: str
-) -> AsyncIterator[CJWorker]:
-    settings = WorkerSettings(
-        bootstrap_servers=session_infra.kafka.bootstrap,
-        dsn=pg_dsn,
-        content_url=f"{content_url}/v1/content",
-        callback_timeout_s=WAVE_TIMEOUT_S,
-    )
+async def worker(infra: Infra, start_worker: WorkerFactory) -> CJWorker:
+    started = await start_worker(callback_timeout_s=WAVE_TIMEOUT_S, judge_name="coin_flip")
     # every callback of the emulated provider is lost: the test delivers them, late
-    await set_faults(pg_dsn, FaultConfig(drop_callback_rate=1.0))
-    started = CJWorker(settings, judge=CoinFlipJudge())
-    await started.__aenter__()
-    try:
-        yield started
-    finally:
-        await started.__aexit__(None, None, None)
-        await set_faults(pg_dsn, FaultConfig())
+    await set_faults(infra.dsn, FaultConfig(drop_callback_rate=1.0))
+    return started
 
 
 async def timed_out_pairs(db: asyncpg.Connection, bos_batch_id: str) -> list[asyncpg.Record]:
@@ -191,12 +167,12 @@ async def batch_counts(db: asyncpg.Connection, bos_batch_id: str) -> asyncpg.Rec
 
 @pytest.mark.asyncio
 async def test_a_callback_after_its_wave_timed_out_counts_once_as_completed(
-    session_infra: Infrastructure,
+    infra: Infra,
     db: asyncpg.Connection,
     worker: CJWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    bootstrap = session_infra.kafka.bootstrap
+    bootstrap = infra.bootstrap
     request = build_request(
         await seed_students(db, TEXTS), assignment_id=None, max_comparisons=BUDGET
     )
