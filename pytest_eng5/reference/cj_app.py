@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pytest_eng5.core.names import FAULT_SERVICES
+from pytest_eng5.core.names import FAULT_SERVICES, FaultService
 from pytest_eng5.core.urls import CONTENT_PATH, content_endpoint
 from pytest_eng5.reference.admin_auth import SERVICE_NAME, JwtSettings, generic_500
 from pytest_eng5.reference.cj_admin_routes import admin_routes
@@ -59,7 +59,7 @@ from pytest_eng5.reference.cj_repository import (
     upsert_instruction,
 )
 from pytest_eng5.reference.db import apply_schema, create_pool
-from pytest_eng5.reference.faults import FaultConfig, ServiceName, read_faults, write_faults
+from pytest_eng5.reference.faults import FaultConfig, read_faults, write_faults
 from pytest_eng5.reference.http_faults import HttpFaultMiddleware
 from pytest_eng5.reference.huleedu_head import HuleeduHeadQuirks
 
@@ -226,7 +226,7 @@ def fault_control_routes(state: CJState) -> list[Route]:
         if not isinstance(payload, dict) or payload.get("service") not in FAULT_SERVICES:
             expected = f"{{'service': one of {list(FAULT_SERVICES)}, 'faults': {{...}}}}"
             return flat_error(f"Body must be {expected}", 400)
-        service: ServiceName = payload["service"]
+        service: FaultService = payload["service"]
         try:
             faults = FaultConfig.model_validate(payload.get("faults") or {})
         except ValidationError as exc:

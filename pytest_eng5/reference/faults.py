@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_eng5.core.names import FaultService
 
-ServiceName = FaultService
-
 FAULTS_DDL = """
 CREATE TABLE IF NOT EXISTS reference_faults (
     service    varchar(32) PRIMARY KEY,
@@ -57,7 +55,7 @@ class FaultConfig(BaseModel):
     seed: int = 0
 
 
-async def read_faults(conn: Any, service: ServiceName) -> FaultConfig:
+async def read_faults(conn: Any, service: FaultService) -> FaultConfig:
     """Read the current faults of ``service`` (an asyncpg connection or pool)."""
     raw = await conn.fetchval("SELECT config FROM reference_faults WHERE service = $1", service)
     if raw is None:
@@ -66,7 +64,7 @@ async def read_faults(conn: Any, service: ServiceName) -> FaultConfig:
     return FaultConfig.model_validate(data)
 
 
-async def write_faults(conn: Any, service: ServiceName, faults: FaultConfig) -> None:
+async def write_faults(conn: Any, service: FaultService, faults: FaultConfig) -> None:
     """Set the faults of ``service``; ``FaultConfig()`` clears them."""
     await conn.execute(
         "INSERT INTO reference_faults (service, config) VALUES ($1, $2::jsonb) "

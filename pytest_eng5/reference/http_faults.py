@@ -17,8 +17,9 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pytest_eng5.core.names import FaultService
 from pytest_eng5.reference.db import Pool
-from pytest_eng5.reference.faults import FaultConfig, ServiceName, read_faults
+from pytest_eng5.reference.faults import FaultConfig, read_faults
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ class HttpFaultMiddleware:
         self,
         app: ASGIApp,
         *,
-        service: ServiceName,
+        service: FaultService,
         pool: Callable[[], Pool | None],
         error_response: Callable[[str], Response],
     ) -> None:
         self.app = app
-        self.service: ServiceName = service
+        self.service: FaultService = service
         self._pool = pool
         self._error_response = error_response
         self._rng_seed: int | None = None
