@@ -26,6 +26,7 @@ from pytest_eng5.fixtures import (
     eng5_stack_runner_factory,
 )
 from pytest_eng5.run_overrides import check_run_settings
+from pytest_eng5.runner_handle import check_expectations
 from pytest_eng5.settings import OPTIONS, OPTIONS_BY_NAME, Eng5Settings, SettingsError
 from pytest_eng5.settings_sources import resolve_settings
 from pytest_eng5.stack_policy import StackPolicy, StackUnavailableError
@@ -211,6 +212,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is not None:
         check_run_settings(config, settings, items)
+    check_expectations(items)
     needing_docker = [i for i in items if i.get_closest_marker("eng5_needs_docker") is not None]
     if not needing_docker:
         return

@@ -67,6 +67,19 @@ class Expectation:
             )
 
 
+def check_expectations(items: list[pytest.Item]) -> None:
+    """Read every ``eng5_expect`` marker at collection: a bad one is a usage error naming each
+    test before any stack starts, not an error of its test after the stack started."""
+    problems = []
+    for item in items:
+        try:
+            Expectation.from_node(item)
+        except pytest.UsageError as exc:
+            problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
 class AsyncRunnerHandle:
     """Async face of :class:`Eng5Runner` for async tests (``await eng5_runner.aio.execute()``).
 

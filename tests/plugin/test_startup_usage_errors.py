@@ -113,13 +113,23 @@ def test_all_problems_are_named_at_once(pytester: pytest.Pytester) -> None:
         assert flag in out
 
 
-def test_bad_marker_setting_is_a_usage_error_before_the_stack(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("marker", "named"),
+    [
+        ('eng5_run(judge="nonsense")', "--eng5-judge"),
+        ('eng5_expect(outcome="finished")', "eng5_expect: unknown outcome 'finished'"),
+        ('eng5_expect(status="completed")', "eng5_expect takes outcome=... and/or error=..."),
+    ],
+)
+def test_bad_marker_is_a_usage_error_before_the_stack(
+    pytester: pytest.Pytester, marker: str, named: str
+) -> None:
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
         @pytest.mark.eng5_execute
-        @pytest.mark.eng5_run(judge="nonsense")
+        @pytest.mark.{marker}
         def test_marked(eng5_runner):
             raise AssertionError("must not run")
         """
@@ -127,7 +137,7 @@ def test_bad_marker_setting_is_a_usage_error_before_the_stack(pytester: pytest.P
     result = pytester.runpytest("--eng5-evidence-dir=evidence")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "test_marked" in text(result)
-    assert "--eng5-judge" in text(result)
+    assert named in text(result)
     assert not (pytester.path / "evidence").exists()
 
 
