@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -32,6 +33,7 @@ class _Partitions:
         self.ends = ends
         self.per_fetch = per_fetch
         self.fail = fail
+        self.hang = False
         self.asked: list[tuple[TopicPartition, ...]] = []
 
     def assignment(self) -> set[TopicPartition]:
@@ -40,6 +42,8 @@ class _Partitions:
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if self.fail is not None:
             raise self.fail
+        if self.hang:  # a broker that went away answers after request_timeout_ms (40 s)
+            await asyncio.Event().wait()
         return {tp: self.ends[tp] for tp in partitions}
 
     async def position(self, partition: TopicPartition) -> int:
@@ -107,3 +111,13 @@ async def test_a_kafka_error_leaves_every_partition_logged_as_behind(
     _, warnings = await _drain(consumer, time.monotonic() + 60, caplog)
     assert [w["partitions"] for w in warnings] == [["callbacks[0]", "results[0]"]]
     assert "KafkaConnectionError" in warnings[0]["reason"]
+
+
+@pytest.mark.asyncio
+async def test_a_broker_that_stops_answering_does_not_hold_the_drain_past_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _Partitions({CALLBACKS: 0}, {CALLBACKS: 5})
+    consumer.hang = True
+    _, warnings = await asyncio.wait_for(_drain(consumer, time.monotonic() + 0.1, caplog), 10)
+    assert warnings == [{"reason": "the await timeout ran out", "partitions": ["callbacks[0]"]}]
