@@ -145,13 +145,12 @@ class RunConfig(BaseModel):
                 next_step="rename or drop them (llm and gate settings are 'llm.<name>' and "
                 "'gates.<name>')",
             )
-        config: dict[str, object] = {part: {} for part in _NESTED}
+        own: dict[str, object] = {}
+        nested: dict[str, dict[str, object]] = {part: {} for part in _NESTED}
         for path, value in values.items():
             part, _, name = path.rpartition(".")
-            target = config[part] if part else config
-            assert isinstance(target, dict)
-            target[name] = value
-        return cls.model_validate(config)
+            (nested[part] if part else own)[name] = value
+        return cls.model_validate({**own, **nested})
 
 
 _NESTED: Final[dict[str, type[BaseModel]]] = {"llm": LLMOptions, "gates": Gates}
