@@ -1,6 +1,7 @@
-"""The session settings as the stack's typed requests: the session's stack, the extra stacks
-of ``eng5_stack_factory`` (its arguments validated like every setting) and an external stack's
-check. The stack package never reads the settings; messages here name them as users set them.
+"""The session settings as the stack's typed requests: the session's stack (an external one
+with the names its check reports) and the extra stacks of ``eng5_stack_factory`` (its arguments
+validated like every setting). The stack package never reads the settings; messages here name
+them as users set them.
 """
 
 from __future__ import annotations
@@ -24,12 +25,7 @@ from pytest_eng5.stack.config import (
     StackConfig,
     security_problems,
 )
-from pytest_eng5.stack.external import (
-    ExternalNames,
-    ExternalRequest,
-    ExternalStack,
-    check_external_stack,
-)
+from pytest_eng5.stack.external import ExternalNames, ExternalRequest
 from pytest_eng5.stack.factory import StackFactory
 from pytest_eng5.stack.request import StackRequest
 from pytest_eng5.stack.session import StackContext, running_stack
@@ -163,15 +159,6 @@ def session_request(
         settings.reference_jwt_secret,
     )
     return StackRequest(config, reference if services else None, None, dict(faults or {}))
-
-
-def check_external_settings(
-    settings: Eng5Settings, workdir: Path, log_dir: Path, environ: Mapping[str, str] | None = None
-) -> ExternalStack:
-    """Check every setting of an external stack at once; raise one error naming each problem."""
-    environ = os.environ if environ is None else environ
-    config, external = _external(settings, workdir, log_dir, environ)
-    return check_external_stack(config, external)
 
 
 def stack_request(

@@ -10,11 +10,13 @@ from pydantic import SecretStr
 
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.redact import MASK, redact
+from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.settings_sources import resolve_settings
 from pytest_eng5.stack.config import DEFAULT_TOPICS, KafkaSecurity, StackConfig
 from pytest_eng5.stack.kafka import KafkaEndpoint
 from pytest_eng5.stack.ports import free_port, port_is_free, require_free_port
-from pytest_eng5.stack_requests import check_external_settings, stack_config
+from pytest_eng5.stack.session import running_stack
+from pytest_eng5.stack_requests import session_request, stack_config
 
 
 def test_default_topics_are_the_six_contract_topics() -> None:
@@ -98,12 +100,18 @@ def test_bad_kafka_security_is_a_configuration_error(kwargs: dict[str, str], fra
     assert info.value.next_step
 
 
+def _start_external(settings: Eng5Settings, tmp_path: Path) -> None:
+    """Start the session's external stack as the plugin does (it is checked at once)."""
+    with running_stack(session_request(settings, tmp_path, tmp_path, environ={})):
+        raise AssertionError("the external stack must not pass its check")
+
+
 def test_external_stack_names_every_missing_setting_and_needs_no_database(
     tmp_path: Path,
 ) -> None:
     settings = resolve_settings({"stack": "external"}, {}, {})
     with pytest.raises(ConfigurationError) as info:
-        check_external_settings(settings, tmp_path, tmp_path, environ={})
+        _start_external(settings, tmp_path)
     message = info.value.message
     for flag in ("KAFKA_BOOTSTRAP_SERVERS", "CJ_SERVICE_URL", "CONTENT_SERVICE_URL"):
         assert f"{flag} is not set" in message
@@ -115,7 +123,7 @@ def test_kafka_security_problems_are_reported_with_every_other_problem(tmp_path:
     cli = {"stack": "external", "kafka_ssl_cafile": str(cafile)}
     settings = resolve_settings(cli, {}, {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})
     with pytest.raises(ConfigurationError) as info:
-        check_external_settings(settings, tmp_path, tmp_path, environ={})
+        _start_external(settings, tmp_path)
     message = info.value.message
     for problem in (
         "SASL_SSL needs a SASL mechanism, got None",
