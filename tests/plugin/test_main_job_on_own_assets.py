@@ -101,3 +101,52 @@ def test_five_hundred_students_pass_once_the_budget_connects_them(
     )
     result.assert_outcomes(passed=1)
     result.stdout.re_match_lines([rf".*execute\s+completed\s+{budget}\s+\S+\s+1\s.*"])
+
+
+STRAY_RECORDS = '''
+"""Another producer on a shared stack: a record that is not an event lands on the callback
+topic while the main job's batch is awaited."""
+
+import asyncio
+import threading
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pytest_eng5.contracts.topics import CALLBACK_TOPIC
+
+stack = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _stack_kafka(eng5_stack):
+    stack["kafka"] = eng5_stack.kafka
+
+
+async def _send_stray_record():
+    producer = AIOKafkaProducer(**stack["kafka"].producer_kwargs())
+    await producer.start()
+    try:
+        await producer.send_and_wait(CALLBACK_TOPIC, b"not an event")
+    finally:
+        await producer.stop()
+
+
+def pytest_eng5_event_received(event, identity):
+    if event.kind == "callback" and not stack.get("sent"):
+        stack["sent"] = True
+        # the hook runs on the collector's loop: send from a loop of our own
+        thread = threading.Thread(target=asyncio.run, args=(_send_stray_record(),))
+        thread.start()
+        thread.join(timeout=30)
+'''
+
+
+def test_a_stray_record_on_a_contract_topic_does_not_fail_the_main_job(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(stray_records=STRAY_RECORDS)
+    result = main_job(pytester, SAMPLE_ASSETS, "-k", "test_full_execute", "-p", "stray_records")
+    result.assert_outcomes(passed=1)
+    [events] = (pytester.path / "evidence").rglob("events.jsonl")
+    assert '"malformed_reason": "not JSON' in events.read_text(encoding="utf-8")
