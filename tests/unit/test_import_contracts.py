@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+# lint-imports through this interpreter: its script may live elsewhere (a venv on system packages)
+LINT_IMPORTS = [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"]
 
 
 def lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
     """``lint-imports`` on the package found first on the path from ``project``."""
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        [*LINT_IMPORTS, "--no-cache", "--no-logo"],
         cwd=project,
         env={"PATH": "", "PYTHONPATH": str(project)},
         capture_output=True,
