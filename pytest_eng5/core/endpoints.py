@@ -18,3 +18,6 @@ class Endpoints:
     postgres_dsn: str | None = None
     #: token/JWT/DB variables (secrets: never shown in a repr)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: the Content Service's storage ends with its stack (the embedded one): a later stack may
+    #: answer on the same URL without the blobs, so cached storage ids are checked before reuse
+    content_is_ephemeral: bool = False

@@ -203,7 +203,7 @@ async def upload(
             client,
             items,
             force_reupload=config.force_reupload,
-            verify_cached=config.verify_uploads,
+            verify_cached=config.verify_uploads or endpoints.content_is_ephemeral,
         )
     result.uploaded, result.reused = outcome.uploaded, outcome.reused
     if outcome.ignored_reason:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -44,3 +45,24 @@ def test_partial_failure_then_resume_uploads_only_the_rest(
     resumed = eng5_runner_factory(**sample, **own_cache, no_kafka=True).execute()
     assert (resumed.uploaded, resumed.reused) == (14, 10)
     assert clean_faults.content_uploads() - before == 14
+
+
+def test_cached_ids_a_new_embedded_stack_lacks_are_uploaded_again(
+    eng5_runner_factory, eng5_stack, sample, own_cache
+) -> None:
+    """The embedded stack's storage ends with it, and a later one may listen on the same URL:
+    its cached ids are checked, so ids it lacks are uploaded again, not sent to CJ."""
+    if not eng5_stack.is_reference:
+        pytest.skip("an external Content Service keeps its blobs; see --eng5-verify-uploads")
+    eng5_runner_factory(**sample, **own_cache, no_kafka=True).execute()
+    path = own_cache["cache_file"]
+    cache = json.loads(path.read_text())
+    for entry in cache["entries"].values():  # as if written by an earlier stack on this URL
+        entry["storage_id"] = uuid.uuid4().hex
+    path.write_text(json.dumps(cache))
+
+    before = eng5_stack.content_uploads()
+    result = eng5_runner_factory(**sample, **own_cache).execute()
+    assert result.outcome == "completed"
+    assert (result.uploaded, result.reused) == (len(cache["entries"]), 0)
+    assert eng5_stack.content_uploads() - before == len(cache["entries"])

@@ -126,7 +126,11 @@ class Eng5Settings(StackSettings):
         bool, Option("ignore the upload cache and re-upload", run="force_reupload")
     ] = False
     verify_uploads: Annotated[
-        bool, Option("check cached storage ids exist before reusing them", run="verify_uploads")
+        bool,
+        Option(
+            "check cached storage ids exist before reusing them (always on the embedded stack)",
+            run="verify_uploads",
+        ),
     ] = False
     auto_extract_db: Annotated[
         bool, Option("R5: extract the CJ database after success", run="auto_extract_db")

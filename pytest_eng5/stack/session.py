@@ -73,6 +73,7 @@ class StackContext:
             consumer_kwargs=self.kafka.consumer_kwargs(),
             postgres_dsn=self.postgres_dsn,
             env=self.env,
+            content_is_ephemeral=self.is_reference,
         )
 
     def producer(self, **overrides: Any) -> AIOKafkaProducer:
