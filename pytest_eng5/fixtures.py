@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,9 +12,15 @@ import pytest
 from pytest_eng5.errors import ConfigurationError
 from pytest_eng5.run_overrides import RUN_OVERRIDES_KEY, apply_overrides, run_overrides
 from pytest_eng5.runner.config import RunConfig, RunHooks
+from pytest_eng5.runner.inventory import ANCHOR_DIR, essay_files
 from pytest_eng5.runner.results import RunResult
 from pytest_eng5.runner_handle import Expectation, RunnerHandle, SampleAssignment
-from pytest_eng5.sample_data import SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID
+from pytest_eng5.sample_data import (
+    OWN_ASSETS_ASSIGNMENT_ID,
+    SAMPLE_ASSETS,
+    SAMPLE_ASSIGNMENT_ID,
+    SAMPLE_COURSE_ID,
+)
 from pytest_eng5.settings import Eng5Settings
 from pytest_eng5.stash import get_settings
 from pytest_eng5.summary import record_run
@@ -154,24 +161,55 @@ def eng5_sample_assignment(eng5_stack: Any, eng5_settings: Eng5Settings) -> Samp
     On an external stack nothing is seeded: the assignment comes from the settings.
     """
     if not eng5_stack.is_reference:
-        if not eng5_settings.assignment_id or not eng5_settings.course_id:
-            raise ConfigurationError(
-                "on an external stack the runs need an existing assignment",
-                next_step="set --eng5-assignment-id and --eng5-course-id",
-            )
-        return SampleAssignment(
-            eng5_settings.assignment_id,
-            eng5_settings.course_id,
-            eng5_settings.expected_grade_scale or "",
-            -1,
+        return _assignment_from_settings(eng5_settings)
+    return _seed(eng5_stack, SAMPLE_ASSETS, SAMPLE_ASSIGNMENT_ID)
+
+
+@pytest.fixture(scope="session")
+def eng5_assignment(
+    eng5_stack: Any, eng5_settings: Eng5Settings, request: pytest.FixtureRequest
+) -> SampleAssignment:
+    """The assignment of the asset folder (``--eng5-assets``), which execute runs use.
+
+    On the reference stack it is seeded once with the folder's anchors and instructions, as
+    the operator's own assignment holds theirs in CJ; the sample assignment serves the sample
+    set and a folder without anchors. On an external stack it comes from the settings.
+    """
+    if not eng5_stack.is_reference:
+        return _assignment_from_settings(eng5_settings)
+    assets = eng5_settings.assets
+    if assets.resolve() == SAMPLE_ASSETS.resolve() or not essay_files(assets / ANCHOR_DIR):
+        sample: SampleAssignment = request.getfixturevalue("eng5_sample_assignment")
+        return sample
+    return _seed(
+        eng5_stack,
+        assets,
+        OWN_ASSETS_ASSIGNMENT_ID,
+        grade_scale=eng5_settings.expected_grade_scale,
+    )
+
+
+def _assignment_from_settings(settings: Eng5Settings) -> SampleAssignment:
+    if not settings.assignment_id or not settings.course_id:
+        raise ConfigurationError(
+            "on an external stack the runs need an existing assignment",
+            next_step="set --eng5-assignment-id and --eng5-course-id",
         )
+    return SampleAssignment(
+        settings.assignment_id, settings.course_id, settings.expected_grade_scale or "", -1
+    )
+
+
+def _seed(
+    stack: Any, assets: Path, assignment_id: str, *, grade_scale: str | None = None
+) -> SampleAssignment:
+    """Seed ``assets``' instructions and anchors as ``assignment_id`` on the reference CJ."""
     from pytest_eng5.runner.seeding import seed_assignment_at
 
+    scale = {"grade_scale": grade_scale} if grade_scale else {}
     seeded = asyncio.run(
-        seed_assignment_at(
-            eng5_stack.cj_url, eng5_stack.env, SAMPLE_ASSETS, assignment_id=SAMPLE_ASSIGNMENT_ID
-        )
+        seed_assignment_at(stack.cj_url, stack.env, assets, assignment_id=assignment_id, **scale)
     )
     return SampleAssignment(
-        SAMPLE_ASSIGNMENT_ID, SAMPLE_COURSE_ID, seeded.grade_scale, seeded.anchor_count
+        assignment_id, SAMPLE_COURSE_ID, seeded.grade_scale, seeded.anchor_count
     )

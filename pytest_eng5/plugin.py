@@ -19,6 +19,7 @@ from pytest_eng5 import hookspecs
 from pytest_eng5.core import dsn_from_env
 from pytest_eng5.errors import Eng5Error
 from pytest_eng5.fixtures import (
+    eng5_assignment,
     eng5_runner,
     eng5_runner_factory,
     eng5_sample_assignment,
@@ -277,6 +278,7 @@ def eng5_stack(
 __all__ = [
     "RUNS_KEY",
     "SETTINGS_KEY",
+    "eng5_assignment",
     "eng5_runner",
     "eng5_runner_factory",
     "eng5_sample_assignment",

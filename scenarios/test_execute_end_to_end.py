@@ -41,11 +41,11 @@ def component_count(essay_ids: set[str], pairs: list[tuple[str, str]]) -> int:
 
 
 def test_full_execute_of_the_asset_folder(
-    eng5_runner_factory, eng5_sample_assignment, eng5_settings, request
+    eng5_runner_factory, eng5_assignment, eng5_settings, request
 ) -> None:
     runner = eng5_runner_factory(
-        assignment_id=eng5_sample_assignment.assignment_id,
-        course_id=eng5_sample_assignment.course_id,
+        assignment_id=eng5_assignment.assignment_id,
+        course_id=eng5_assignment.course_id,
         batch_label="eng5-execute",
     )
     result = runner.execute()

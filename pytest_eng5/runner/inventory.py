@@ -128,7 +128,9 @@ def _docx_text(path: Path, raw: bytes) -> str:
     return "\n".join(paragraph.text for paragraph in document.paragraphs)
 
 
-def _essay_files(folder: Path) -> list[Path]:
+def essay_files(folder: Path) -> list[Path]:
+    """The essay files of ``folder`` (none when it is missing); hidden and Word lock files are
+    skipped, any other type is an :class:`InventoryError`."""
     if not folder.is_dir():
         return []
     files = []
@@ -269,7 +271,7 @@ def asset_folder_problems(root: Path) -> list[str]:
                 load_essay(path, "student")
             except InventoryError as exc:
                 problems.append(f"{where}: {exc.message.removeprefix(path.name).lstrip(': ')}")
-    if not problems and not _essay_files(root / STUDENT_DIR):
+    if not problems and not essay_files(root / STUDENT_DIR):
         problems.append(f"{root / STUDENT_DIR} holds no essays ({', '.join(SUPPORTED_SUFFIXES)})")
     return problems
 
@@ -289,9 +291,9 @@ def collect_inventory(
             next_step="point --eng5-assets at a folder with anchor_essays/ and student_essays/",
         )
     get_scale(grade_scale)
-    anchor_files = _essay_files(root / ANCHOR_DIR) if with_anchors else []
+    anchor_files = essay_files(root / ANCHOR_DIR) if with_anchors else []
     anchors = tuple(load_essay(p, "anchor", anchor_grade(p, grade_scale)) for p in anchor_files)
-    students = tuple(load_essay(p, "student") for p in _essay_files(root / STUDENT_DIR))
+    students = tuple(load_essay(p, "student") for p in essay_files(root / STUDENT_DIR))
     _check_unique_ids((*anchors, *students))
     instructions = _find_instructions(root)
     csv_files = sorted(root.glob("*.csv"))

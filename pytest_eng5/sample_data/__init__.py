@@ -17,6 +17,8 @@ SAMPLE_PROMPTS = Path(__file__).parent / "prompts"
 #: the assignment the sample set is seeded as on the reference stack (stable across sessions)
 SAMPLE_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/eng5_np_sample"))
 SAMPLE_COURSE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/sample/course"))
+#: the assignment an asset folder other than the sample set is seeded as on the reference stack
+OWN_ASSETS_ASSIGNMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "pytest-eng5/own-assets"))
 
 
 def read_sample_text(path: Path) -> str:

@@ -8,6 +8,7 @@ Each test runs the real main job in a subprocess with ``--eng5-assets``, as an o
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_eng5.sample_data import SAMPLE_ASSETS
+from pytest_eng5.sample_data import OWN_ASSETS_ASSIGNMENT_ID, SAMPLE_ASSETS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 # each test is a whole main-job session (its stack included); the inner run is bounded at 900 s
@@ -31,10 +32,17 @@ def sample_sentences() -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 3]
 
 
-def own_assets(root: Path, students: int, *, sentences: int = 10, seed: int = 7) -> Path:
-    """The sample anchors, instructions and anchors.csv, with ``students`` new essays named as
-    real ENG5 exports are (spaces and parentheses), each of its own text."""
+def own_assets(
+    root: Path, students: int, *, anchors: int | None = None, sentences: int = 10, seed: int = 7
+) -> Path:
+    """The sample instructions and anchors (all, with anchors.csv, or the first ``anchors``),
+    with ``students`` new essays named as real ENG5 exports are (spaces and parentheses), each
+    of its own text."""
     shutil.copytree(SAMPLE_ASSETS, root, ignore=shutil.ignore_patterns("student_essays"))
+    if anchors is not None:
+        (root / "anchors.csv").unlink()
+        for extra in sorted((root / "anchor_essays").iterdir())[anchors:]:
+            extra.unlink()
     folder = root / "student_essays"
     folder.mkdir()
     rng = random.Random(seed)
@@ -66,10 +74,18 @@ def main_job(pytester: pytest.Pytester, assets: Path, *args: str) -> pytest.RunR
 def test_thirty_real_looking_essays_with_a_coin_flip_judge(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    assets = own_assets(tmp_path / "class-9b", students=30)
+    assets = own_assets(tmp_path / "class-9b", students=30, anchors=8)
     result = main_job(pytester, assets, "--eng5-judge=coin_flip")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*execute*completed*"])
+    # the execute ran on the folder's own assignment: CJ ranked its 8 anchors, not the sample's
+    [execute] = [
+        doc
+        for doc in map(json.loads, map(Path.read_text, pytester.path.rglob("assessment_run.json")))
+        if doc["metadata"]["runner_mode"] == "execute"
+    ]
+    assert execute["metadata"]["assignment_id"] == OWN_ASSETS_ASSIGNMENT_ID
+    assert sum(entry["is_anchor"] for entry in execute["bt_summary"]) == 8
 
 
 def test_five_hundred_students_with_cjs_default_cap_fail_r1_before_anything_is_sent(
