@@ -251,30 +251,38 @@ def split_half_reliability(
     )
 
 
-def _residuals(
-    fit: BTFit, comparisons: Sequence[Comparison]
-) -> list[tuple[Comparison, float, float]]:
-    """(comparison, squared residual, variance) per comparison under the fitted model.
+#: one comparison's residual: squared (x − p)², variance p(1 − p), z² = (x − p)²/(p(1 − p))
+_Residual = tuple[float, float, float]
+
+
+def _residuals(fit: BTFit, comparisons: Sequence[Comparison]) -> list[tuple[Comparison, _Residual]]:
+    """(comparison, residual) per comparison under the fitted model.
 
     Both sides of a comparison share the same values: the winner has x=1 with p = P(win),
-    the loser x=0 with 1 − p, and (1 − p)² and p(1 − p) are symmetric in that swap.
+    the loser x=0 with 1 − p, and (1 − p)² and p(1 − p) are symmetric in that swap. z² is
+    (1 − p)/p = exp(θ_loser − θ_winner), computed so: when the scale separates two essays far
+    enough for p to round to 1, the quotient would be 0/0.
     """
     check_comparisons({item: i for i, item in enumerate(fit.ids)}, comparisons)
-    out: list[tuple[Comparison, float, float]] = []
+    out: list[tuple[Comparison, _Residual]] = []
     for c in comparisons:
-        p = 1.0 / (1.0 + math.exp(fit.theta[c.loser] - fit.theta[c.winner]))
-        out.append((c, (1.0 - p) ** 2, p * (1.0 - p)))
+        z2 = math.exp(fit.theta[c.loser] - fit.theta[c.winner])
+        p = 1.0 / (1.0 + z2)
+        out.append((c, ((1.0 - p) ** 2, p * (1.0 - p), z2)))
     return out
 
 
-def _fit_stats(groups: dict[str, list[tuple[float, float]]]) -> dict[str, FitStat]:
+def _fit_stats(groups: dict[str, list[_Residual]]) -> dict[str, FitStat]:
     stats: dict[str, FitStat] = {}
     for key, rows in groups.items():
-        squared = np.array([r for r, _ in rows])
-        variance = np.array([v for _, v in rows])
+        squared, variance, z2 = (np.array(column) for column in zip(*rows, strict=True))
+        if variance.sum() > 0:
+            infit = float(squared.sum() / variance.sum())
+        else:  # every p rounded to 0 or 1: certain outcomes, met (0) or missed (inf)
+            infit = math.inf if squared.sum() > 0 else 0.0
         stats[key] = FitStat(
-            infit=float(squared.sum() / variance.sum()),
-            outfit=float(np.mean(squared / variance)),
+            infit=infit,
+            outfit=float(z2.mean()),
             n=len(rows),
         )
     return stats
@@ -282,19 +290,19 @@ def _fit_stats(groups: dict[str, list[tuple[float, float]]]) -> dict[str, FitSta
 
 def script_fit(fit: BTFit, comparisons: Sequence[Comparison]) -> dict[str, FitStat]:
     """Infit Σ(x−p)²/Σp(1−p) and outfit mean((x−p)²/(p(1−p))) per compared script."""
-    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for c, squared, variance in _residuals(fit, comparisons):
-        groups[c.winner].append((squared, variance))
-        groups[c.loser].append((squared, variance))
+    groups: dict[str, list[_Residual]] = defaultdict(list)
+    for c, residual in _residuals(fit, comparisons):
+        groups[c.winner].append(residual)
+        groups[c.loser].append(residual)
     return _fit_stats(groups)
 
 
 def judge_fit(fit: BTFit, comparisons: Sequence[Comparison]) -> dict[str, FitStat]:
     """Infit and outfit per judge id; comparisons without a judge are skipped."""
-    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for c, squared, variance in _residuals(fit, comparisons):
+    groups: dict[str, list[_Residual]] = defaultdict(list)
+    for c, residual in _residuals(fit, comparisons):
         if c.judge is not None:
-            groups[c.judge].append((squared, variance))
+            groups[c.judge].append(residual)
     return _fit_stats(groups)
 
 

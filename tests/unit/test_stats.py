@@ -4,11 +4,13 @@ misfit, Kendall tau. The ML fit has its own tests (test_bt_model.py)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
+from pytest_eng5.runner.bt_model import BTFit
 from pytest_eng5.runner.stats import (
     UNCOMPARED_SE,
     Comparison,
@@ -239,6 +241,20 @@ def test_script_infit_near_one_for_model_conforming_data(true_theta: np.ndarray)
     assert set(stats) == set(ids)
     assert 0.8 <= float(np.mean([s.infit for s in stats.values()])) <= 1.2
     assert all(s.outfit > 0 for s in stats.values())
+
+
+def test_fit_of_essays_the_scale_separates_beyond_float_precision_is_finite() -> None:
+    """p rounds to 1 when thetas lie ~40 logits apart: the residual and its variance are both
+    0, and z² = (1 − p)/p must come out as its limit, not 0/0."""
+    fit = BTFit(ids=("a", "b"), theta={"a": 20.0, "b": -20.0}, se={"a": 1.0, "b": 1.0})
+    comparisons = [Comparison("a", "b", judge="j0")] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = {**script_fit(fit, comparisons), **judge_fit(fit, comparisons)}
+    assert set(stats) == {"a", "b", "j0"}
+    for stat in stats.values():
+        assert stat.infit == 0.0
+        assert 0.0 < stat.outfit < 1e-15
 
 
 def test_judge_fit_empty_without_judge_ids() -> None:
