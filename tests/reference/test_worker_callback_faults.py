@@ -15,6 +15,7 @@ from worker_support import (
     for_batch,
     only,
     run_batch,
+    run_to_failure,
     seed_students,
     set_faults,
 )
@@ -91,15 +92,12 @@ async def test_all_callbacks_dropped_ends_with_low_success_failure(
     await start_worker(callback_timeout_s=0.5)
     await set_faults(infra.dsn, FaultConfig(drop_callback_rate=1.0))
     request = build_request(essays, assignment_id=None, max_comparisons=6)
-    batch_id = str(request.data.entity_id)
-    tap = await run_batch(infra, request, terminal=(FAILED_TOPIC, COMPLETED_TOPIC))
-    assert not for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id)
-    failed = only(for_batch(tap.envelopes(FAILED_TOPIC), batch_id)).data_as(CJAssessmentFailedV1)
+    failed = (await run_to_failure(infra, request)).data_as(CJAssessmentFailedV1)
     info = failed.system_metadata.error_info
     assert info["reason"] == "low_success_rate"
     assert info["details"]["completed_comparisons"] == 0
     assert info["details"]["callbacks_received"] == 6
-    state = await batch_state(db, batch_id)
+    state = await batch_state(db, str(request.data.entity_id))
     assert (state["status"], state["state"]) == ("ERROR_PROCESSING", "FAILED")
 
 

@@ -20,6 +20,7 @@ from worker_support import (
     only,
     publish_raw,
     run_batch,
+    run_to_failure,
     seed_students,
     set_faults,
 )
@@ -37,10 +38,7 @@ from pytest_eng5.reference.faults import FaultConfig
 
 
 async def _expect_intake_failure(infra: Infra, request: EventEnvelope) -> CJAssessmentFailedV1:
-    batch_id = str(request.data.entity_id)
-    tap = await run_batch(infra, request, terminal=(FAILED_TOPIC, COMPLETED_TOPIC))
-    assert not for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id)
-    envelope = only(for_batch(tap.envelopes(FAILED_TOPIC), batch_id))
+    envelope = await run_to_failure(infra, request)
     assert envelope.correlation_id == request.correlation_id
     failed = envelope.data_as(CJAssessmentFailedV1)
     assert failed.cj_assessment_job_id == "INITIALIZATION_FAILED"

@@ -22,6 +22,7 @@ from worker_support import (
     only,
     publish,
     run_batch,
+    run_to_failure,
     seed_assignment,
     seed_students,
     set_faults,
@@ -91,13 +92,10 @@ async def test_batch_that_raises_while_finalising_fails_instead_of_stalling(
     essays = await seed_students(db, SMALL_TEXTS[:3])
     await start_worker()
     request = build_request(essays, assignment_id=assignment_id, max_comparisons=3)
-    batch_id = str(request.data.entity_id)
-    tap = await run_batch(infra, request, terminal=(FAILED_TOPIC, COMPLETED_TOPIC))
-    assert not for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id)
-    failed = only(for_batch(tap.envelopes(FAILED_TOPIC), batch_id)).data_as(CJAssessmentFailedV1)
+    failed = (await run_to_failure(infra, request)).data_as(CJAssessmentFailedV1)
     assert failed.failure_reason == "processing_error"
     assert "no_such_scale" in failed.system_metadata.error_info["details"]["error"]
-    state = await batch_state(db, batch_id)
+    state = await batch_state(db, str(request.data.entity_id))
     assert (state["status"], state["state"]) == ("ERROR_PROCESSING", "FAILED")
 
 

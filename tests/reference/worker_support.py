@@ -28,7 +28,9 @@ from pytest_eng5.contracts.events import (
 )
 from pytest_eng5.contracts.grade_scales import grade_from_filename
 from pytest_eng5.contracts.topics import (
+    COMPLETED_TOPIC,
     CONTRACT_TOPICS,
+    FAILED_TOPIC,
     REQUEST_TOPIC,
     RESOURCE_TOPIC,
     RESULT_TOPIC,
@@ -413,6 +415,14 @@ async def run_batch(
     finally:
         await tap.stop()
     return tap
+
+
+async def run_to_failure(infra: Infra, request: EventEnvelope) -> EventEnvelope:
+    """Run ``request`` to its end, which must be no completion and one failure event; that."""
+    batch_id = str(request.data.entity_id)
+    tap = await run_batch(infra, request, terminal=(FAILED_TOPIC, COMPLETED_TOPIC))
+    assert not for_batch(tap.envelopes(COMPLETED_TOPIC), batch_id)
+    return only(for_batch(tap.envelopes(FAILED_TOPIC), batch_id))
 
 
 def only(envelopes: list[EventEnvelope]) -> EventEnvelope:
