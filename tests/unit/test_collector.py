@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from aiokafka import TopicPartition
@@ -44,16 +41,10 @@ class _Record:
 
 
 def _envelope(event_type: str, data: dict[str, Any]) -> bytes:
-    envelope = {
-        "event_id": str(uuid4()),
-        "event_type": event_type,
-        "event_timestamp": datetime.now(UTC).isoformat(),
-        "source_service": "cj_assessment_service",
-        "schema_version": 1,
-        "correlation_id": str(uuid4()),
-        "data": data,
-    }
-    return json.dumps(envelope).encode()
+    envelope = EventEnvelope(
+        event_type=event_type, source_service="cj_assessment_service", data=data
+    )
+    return envelope.model_dump_json().encode()
 
 
 def _completion(batch_id: str, status: str = "completed_successfully") -> bytes:
