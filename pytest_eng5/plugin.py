@@ -146,10 +146,26 @@ def input_problems(settings: Eng5Settings) -> list[str]:
 
     problems: list[str] = []
     if settings.assets != SAMPLE_ASSETS:
-        from pytest_eng5.runner.inventory import asset_folder_problems
+        from pytest_eng5.runner.inventory import (
+            ANCHOR_DIR,
+            asset_folder_problems,
+            essay_files,
+            find_instructions,
+        )
 
         where = OPTIONS_BY_NAME["assets"].where()
         problems += [f"{where}: {problem}" for problem in asset_folder_problems(settings.assets)]
+        if (
+            not problems
+            and settings.stack != "external"
+            and essay_files(settings.assets / ANCHOR_DIR)
+            and find_instructions(settings.assets) is None
+        ):
+            problems.append(
+                f"{where}: {settings.assets} holds anchors but no instructions file; the "
+                "reference stack registers the folder's anchors for an assignment made from "
+                "its instructions: add instructions.md"
+            )
     for name in ("system_prompt_file", "rubric_file"):
         path = getattr(settings, name)
         if path is not None and not path.is_file():

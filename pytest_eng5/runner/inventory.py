@@ -210,7 +210,8 @@ def _check_unique_ids(essays: Iterable[EssayFile]) -> None:
         seen[essay.local_id] = essay
 
 
-def _find_instructions(root: Path) -> Path | None:
+def find_instructions(root: Path) -> Path | None:
+    """The folder's instructions file: the first .md/.txt whose name says instruction or prompt."""
     candidates = sorted(
         p
         for p in root.iterdir()
@@ -295,7 +296,7 @@ def collect_inventory(
     anchors = tuple(load_essay(p, "anchor", anchor_grade(p, grade_scale)) for p in anchor_files)
     students = tuple(load_essay(p, "student") for p in essay_files(root / STUDENT_DIR))
     _check_unique_ids((*anchors, *students))
-    instructions = _find_instructions(root)
+    instructions = find_instructions(root)
     csv_files = sorted(root.glob("*.csv"))
     anchors_csv = csv_files[0] if csv_files else None
     csv_grades, csv_ids = _read_anchors_csv(anchors_csv) if anchors_csv else ({}, {})

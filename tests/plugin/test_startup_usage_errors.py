@@ -66,6 +66,16 @@ def test_asset_folder_without_student_essays(pytester: pytest.Pytester) -> None:
     assert "has no student_essays/ folder" in text(run_inner(pytester, f"--eng5-assets={root}"))
 
 
+def test_anchors_without_instructions_on_the_reference_stack(pytester: pytest.Pytester) -> None:
+    """The main job seeds the folder's anchors for an assignment made from its instructions."""
+    root = pytester.path / "assets"
+    shutil.copytree(SAMPLE_ASSETS, root)
+    (root / "instructions.md").unlink()
+    result = run_inner(pytester, f"--eng5-assets={root}")
+    assert "holds anchors but no instructions file" in text(result)
+    assert "add instructions.md" in text(result)
+
+
 def test_every_bad_essay_file_is_listed_in_one_message(pytester: pytest.Pytester) -> None:
     root = pytester.path / "assets"
     shutil.copytree(SAMPLE_ASSETS, root)
